@@ -1,0 +1,319 @@
+"""`spacy_ie.RelationModel.v1`: scores every candidate (head, tail) pair of a batch of Docs.
+
+Data flow, vectorized over all candidates of a batch (Python loops only index the
+candidates, once per batch):
+
+    docs ─ tok2vec (listener) ─ X (n_tokens, nI)
+      ├ spans:    attention pooling over each entity's tokens            -> S (n_spans, nI)
+      ├ context:  entity-aware attention over each pair's context tokens -> C (n_pairs, nI)
+      ├ labels:   hashed embeddings of the head and tail entity labels   -> (n_pairs, 2 * nL)
+      └ distance: embedding of the bucketed signed token gap             -> (n_pairs, nD)
+    [S[head]; S[tail]; C; labels; distance] ─ Maxout + LayerNorm ─ Linear -> logits (n_pairs, nO)
+
+The model returns logits; the relation_extractor component applies the sigmoid
+(multi-label) or softmax (exclusive classes) and computes the loss. Compared with spaCy's
+rel_component tutorial (mean-pooled entities, concatenation, sigmoid), the span and context
+representations are attention-weighted, the context attention is conditioned on the pair
+(see `context_attention.py`), and entity types and distance are model inputs, as in SpERT
+(Eberts & Ulges 2020: span width/size embeddings, context between the arguments).
+"""
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy
+from spacy.tokens import Doc, Span
+from spacy.util import registry
+from thinc.api import Embed, HashEmbed, Linear, Maxout, Model, chain
+from thinc.types import Floats1d, Floats2d, Ints2d, Ragged
+
+from .attention_pooling import build_attention_pooling
+from .context_attention import PairContexts, build_pair_context_attention
+
+Candidates = List[List[Tuple[Span, Span]]]  # per Doc, the ordered (head, tail) pairs to score
+InT = Tuple[List[Doc], Candidates]
+
+# Signed token-gap buckets (as in coreference/SpERT-style distance features):
+# 0, 1, 2, 3, 4, 5-7, 8-15, 16-31, 32-63, 64+ for each direction.
+_GAP_BINS = numpy.asarray([1, 2, 3, 4, 5, 8, 16, 32, 64], dtype="int32")
+N_DISTANCE_BUCKETS = 2 * (len(_GAP_BINS) + 1)
+
+
+class RelationScores(NamedTuple):
+    """Output of the relation model for one batch.
+
+    logits (Floats2d): (n_pairs, nO) unnormalized label scores, pairs in input order.
+    contexts (numpy int32 array): (n_pairs, 2) start and end token of each pair's context in
+        its own Doc (CPU array).
+    attention (Floats1d): (sum of context lengths,) context attention weights, pair by pair.
+    """
+
+    logits: Floats2d
+    contexts: numpy.ndarray
+    attention: Floats1d
+
+
+@registry.architectures("spacy_ie.RelationModel.v1")
+def build_relation_model(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    hidden_width: int = 128,
+    dropout: float = 0.1,
+    label_width: int = 16,
+    distance_width: int = 16,
+    context_window: int = 10,
+    span_pooling: Optional[Model[Ragged, Floats2d]] = None,
+    context_attention: Optional[Model] = None,
+    nO: Optional[int] = None,
+) -> Model[InT, RelationScores]:
+    """Build the relation model.
+
+    tok2vec (Model): token vectors, usually a `spacy.Tok2VecListener.v1` or
+        `spacy-transformers.TransformerListener.v1` of a shared encoder.
+    hidden_width (int): width of the Maxout hidden layer.
+    dropout (float): dropout rate of the hidden layer.
+    label_width (int): width of each entity-label embedding (0 disables them).
+    distance_width (int): width of the distance embedding (0 disables it).
+    context_window (int): the context of a pair is its sentence (when the Doc has sentence
+        boundaries), clipped to `context_window` tokens beyond the pair on each side.
+    span_pooling (Optional[Model]): pools an entity's tokens into one vector; default
+        `spacy_ie.AttentionPooling.v1` with one head. Must output nI columns.
+    context_attention (Optional[Model]): default `spacy_ie.PairContextAttention.v1`.
+    nO (Optional[int]): number of outputs, set by the component from its labels.
+    RETURNS (Model[Tuple[List[Doc], Candidates], RelationScores]): the backward pass takes
+        d_logits (n_pairs, nO) and returns nothing (gradients flow into tok2vec).
+    """
+    if span_pooling is None:
+        span_pooling = build_attention_pooling(n_heads=1)
+    if context_attention is None:
+        context_attention = build_pair_context_attention()
+    label_embed = HashEmbed(label_width, 64, seed=17) if label_width else None
+    distance_embed = Embed(distance_width, N_DISTANCE_BUCKETS) if distance_width else None
+    output_layer = Linear(nO)
+    classifier = chain(Maxout(hidden_width, nP=2, dropout=dropout, normalize=True), output_layer)
+    refs = {
+        "tok2vec": tok2vec,
+        "span_pooling": span_pooling,
+        "context_attention": context_attention,
+        "classifier": classifier,
+        "output_layer": output_layer,
+    }
+    layers = [tok2vec, span_pooling, context_attention, classifier]
+    if label_embed is not None:
+        refs["label_embed"] = label_embed
+        layers.append(label_embed)
+    if distance_embed is not None:
+        refs["distance_embed"] = distance_embed
+        layers.append(distance_embed)
+    return Model(
+        "relation_model",
+        forward,
+        init=init,
+        layers=layers,
+        refs=refs,
+        dims={"nO": nO},
+        attrs={"context_window": context_window},
+    )
+
+
+def init(model: Model[InT, RelationScores], X: Optional[InT] = None, Y=None) -> None:
+    tok2vec = model.get_ref("tok2vec")
+    tok2vec.initialize(X[0] if X is not None else None)
+    if tok2vec.has_dim("nO"):
+        nI = tok2vec.get_dim("nO")
+    elif X is not None and X[0]:
+        nI = tok2vec.predict(X[0][:1])[0].shape[1]
+    else:
+        raise ValueError("Cannot infer the token vector width: pass sample docs to initialize")
+    span_pooling = model.get_ref("span_pooling")
+    if span_pooling.has_dim("nI") is not False:
+        span_pooling.set_dim("nI", nI, force=True)
+    span_pooling.initialize()
+    if span_pooling.get_dim("nO") != nI:
+        raise ValueError(
+            f"span_pooling must output the token vector width {nI}, got "
+            f"{span_pooling.get_dim('nO')} (use one attention head)"
+        )
+    context_attention = model.get_ref("context_attention")
+    context_attention.set_dim("nI", nI, force=True)
+    context_attention.initialize()
+    width = 3 * nI
+    for name in ("label_embed", "distance_embed"):
+        if model.has_ref(name):
+            model.get_ref(name).initialize()
+            width += model.get_ref(name).get_dim("nO") * (2 if name == "label_embed" else 1)
+    if model.has_dim("nO"):
+        model.get_ref("output_layer").set_dim("nO", model.get_dim("nO"), force=True)
+    classifier = model.get_ref("classifier")
+    classifier.layers[0].set_dim("nI", width, force=True)
+    classifier.initialize(X=model.ops.alloc2f(2, width))
+
+
+def forward(
+    model: Model[InT, RelationScores], inputs: InT, is_train: bool
+) -> Tuple[RelationScores, Callable]:
+    docs, candidates = inputs
+    ops = model.ops
+    tok2vec = model.get_ref("tok2vec")
+    tokvecs, bp_tokvecs = tok2vec(docs, is_train)
+    doc_lengths = [len(doc) for doc in docs]
+    index = _index_candidates(docs, candidates, model.attrs["context_window"])
+    n_pairs = len(index.heads)
+    nO = model.get_dim("nO")
+    if n_pairs == 0:
+        empty = RelationScores(ops.alloc2f(0, nO), index.contexts, ops.alloc1f(0))
+
+        def backprop_empty(d_logits: Floats2d) -> None:
+            # Still call the listener's backprop, so the shared encoder's update completes.
+            bp_tokvecs([ops.alloc2f(*tv.shape) for tv in tokvecs])
+
+        return empty, backprop_empty
+
+    X = ops.flatten(tokvecs)  # (n_tokens, nI)
+    nI = X.shape[1]
+    xp = ops.xp
+    # Entity spans, each pooled once however many pairs it takes part in.
+    span_lengths = ops.asarray1i(index.spans[:, 1] - index.spans[:, 0])
+    span_tokens = ops.asarray1i(_expand_ranges(index.spans[:, 0], index.spans[:, 1]))
+    S, bp_spans = model.get_ref("span_pooling")(Ragged(X[span_tokens], span_lengths), is_train)
+    heads = ops.asarray1i(index.heads)
+    tails = ops.asarray1i(index.tails)
+    pair_vectors = ops.xp.hstack((S[heads], S[tails]))  # (n_pairs, 2 * nI)
+    contexts = PairContexts(
+        ops.asarray1i(index.context_tokens),
+        ops.asarray1i(index.context_roles),
+        ops.asarray1i(index.contexts[:, 1] - index.contexts[:, 0]),
+    )
+    (C, attention), bp_context = model.get_ref("context_attention")(
+        (X, pair_vectors, contexts), is_train
+    )
+    features = [pair_vectors, C]
+    bp_label = bp_distance = None
+    if model.has_ref("label_embed"):
+        E, bp_label = model.get_ref("label_embed")(ops.asarray(index.span_labels), is_train)
+        features.extend((E[heads], E[tails]))
+    if model.has_ref("distance_embed"):
+        D, bp_distance = model.get_ref("distance_embed")(ops.asarray1i(index.distances), is_train)
+        features.append(D)
+    logits, bp_classifier = model.get_ref("classifier")(xp.hstack(features), is_train)
+
+    def backprop(d_logits: Floats2d) -> None:
+        d_features = bp_classifier(d_logits)
+        d_pairs = d_features[:, : 2 * nI]
+        dC = xp.ascontiguousarray(d_features[:, 2 * nI : 3 * nI])
+        col = 3 * nI
+        if bp_label is not None:
+            nL = model.get_ref("label_embed").get_dim("nO")
+            dE = ops.alloc2f(len(index.span_labels), nL)
+            ops.scatter_add(dE, heads, xp.ascontiguousarray(d_features[:, col : col + nL]))
+            ops.scatter_add(dE, tails, xp.ascontiguousarray(d_features[:, col + nL : col + 2 * nL]))
+            bp_label(dE)
+            col += 2 * nL
+        if bp_distance is not None:
+            bp_distance(xp.ascontiguousarray(d_features[:, col:]))
+        dX, d_pairs_ctx = bp_context(dC)
+        d_pairs = d_pairs + d_pairs_ctx
+        dS = ops.alloc2f(*S.shape)
+        ops.scatter_add(dS, heads, xp.ascontiguousarray(d_pairs[:, :nI]))
+        ops.scatter_add(dS, tails, xp.ascontiguousarray(d_pairs[:, nI:]))
+        ops.scatter_add(dX, span_tokens, bp_spans(dS).dataXd)
+        bp_tokvecs(ops.unflatten(dX, ops.asarray1i(doc_lengths)))
+
+    return RelationScores(logits, index.contexts, attention), backprop
+
+
+class CandidateIndex(NamedTuple):
+    """Index arrays for the candidates of a batch (numpy, CPU); token indices are global rows
+    of the flattened token matrix, except `contexts`, which are Doc-local."""
+
+    spans: numpy.ndarray  # (n_spans, 2) global start, end of each distinct entity span
+    span_labels: numpy.ndarray  # (n_spans,) uint64 hash of each span's label
+    heads: numpy.ndarray  # (n_pairs,) row in `spans` of each pair's head
+    tails: numpy.ndarray  # (n_pairs,) row in `spans` of each pair's tail
+    contexts: numpy.ndarray  # (n_pairs, 2) Doc-local start, end of each pair's context
+    context_tokens: numpy.ndarray  # (total context length,) global token rows
+    context_roles: numpy.ndarray  # (total context length,) role of each context token
+    distances: numpy.ndarray  # (n_pairs,) signed token-gap bucket
+
+
+def _index_candidates(docs: Sequence[Doc], candidates: Candidates, window: int) -> CandidateIndex:
+    span_rows: dict = {}
+    spans: List[Tuple[int, int]] = []
+    labels: List[int] = []
+    heads: List[int] = []
+    tails: List[int] = []
+    bounds: List[Tuple[int, int]] = []  # Doc-local context start, end
+    offsets: List[int] = []  # the Doc's first global token row, per pair
+    offset = 0
+    for doc, pairs in zip(docs, candidates):
+        has_sents = doc.has_annotation("SENT_START")
+        for head, tail in pairs:
+            rows = []
+            for span in (head, tail):
+                key = (offset + span.start, offset + span.end, span.label)
+                if key not in span_rows:
+                    span_rows[key] = len(spans)
+                    spans.append(key[:2])
+                    labels.append(span.label)
+                rows.append(span_rows[key])
+            heads.append(rows[0])
+            tails.append(rows[1])
+            lo, hi = min(head.start, tail.start), max(head.end, tail.end)
+            if has_sents:
+                first, last = head.sent, tail.sent
+                lo_limit, hi_limit = min(first.start, last.start), max(first.end, last.end)
+            else:
+                lo_limit, hi_limit = 0, len(doc)
+            bounds.append((max(lo_limit, lo - window), min(hi_limit, hi + window)))
+            offsets.append(offset)
+        offset += len(doc)
+    n_pairs = len(heads)
+    spans_a = numpy.asarray(spans, dtype="int32").reshape(-1, 2)
+    heads_a = numpy.asarray(heads, dtype="int32")
+    tails_a = numpy.asarray(tails, dtype="int32")
+    contexts = numpy.asarray(bounds, dtype="int32").reshape(-1, 2)
+    pair_offsets = numpy.asarray(offsets, dtype="int32")
+    # Roles of the context tokens, vectorized over the whole batch.
+    ctx_start = contexts[:, 0] + pair_offsets
+    ctx_end = contexts[:, 1] + pair_offsets
+    tokens = _expand_ranges(ctx_start, ctx_end)
+    owner = numpy.repeat(numpy.arange(n_pairs), ctx_end - ctx_start)
+    hs, he = spans_a[heads_a, 0][owner], spans_a[heads_a, 1][owner]
+    ts, te = spans_a[tails_a, 0][owner], spans_a[tails_a, 1][owner]
+    roles = numpy.select(
+        [
+            (tokens >= hs) & (tokens < he),
+            (tokens >= ts) & (tokens < te),
+            tokens < numpy.minimum(hs, ts),
+            tokens >= numpy.maximum(he, te),
+        ],
+        [1, 2, 0, 4],
+        default=3,
+    ).astype("int32")
+    return CandidateIndex(
+        spans=spans_a,
+        span_labels=numpy.asarray(labels, dtype="uint64"),
+        heads=heads_a,
+        tails=tails_a,
+        contexts=contexts,
+        context_tokens=tokens,
+        context_roles=roles,
+        distances=_distance_buckets(spans_a[heads_a], spans_a[tails_a]),
+    )
+
+
+def _expand_ranges(starts: numpy.ndarray, ends: numpy.ndarray) -> numpy.ndarray:
+    """Concatenate ``range(start, end)`` for each pair, vectorized: (sum(ends - starts),)."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    firsts = numpy.cumsum(lengths) - lengths
+    return (numpy.arange(total) - numpy.repeat(firsts - starts, lengths)).astype("int32")
+
+
+def _distance_buckets(heads: numpy.ndarray, tails: numpy.ndarray) -> numpy.ndarray:
+    """Bucket of the signed token gap between head and tail: (n_pairs, 2) x 2 -> (n_pairs,).
+
+    The gap is the number of tokens between the two spans (0 when adjacent or overlapping);
+    buckets 0..9 are for a head before its tail, 10..19 for a head after its tail.
+    """
+    forward = heads[:, 0] <= tails[:, 0]
+    gap = numpy.where(forward, tails[:, 0] - heads[:, 1], heads[:, 0] - tails[:, 1])
+    bucket = numpy.searchsorted(_GAP_BINS, numpy.maximum(gap, 0), side="right")
+    return numpy.where(forward, bucket, bucket + len(_GAP_BINS) + 1).astype("int32")
