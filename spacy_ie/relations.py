@@ -1,8 +1,10 @@
 """The relation data model: the `Relation` record and the `doc._.relations` extension.
 
-Relations are stored on the Doc as plain types only (token offsets, labels, a float score),
-in ``doc.user_data`` under the key spaCy uses for Doc extensions, ``("._.", "relations",
-None, None)``. Two extensions read that one entry:
+Relations are stored on the Doc as plain types only (character offsets, labels, a float
+score), in ``doc.user_data`` under the key spaCy uses for Doc extensions, ``("._.",
+"relations", None, None)``. Character offsets, as spaCy uses for span extension data, stay
+valid when the Doc is retokenized (e.g. by ``merge_entities`` after the relation extractor);
+token offsets would silently point at the wrong tokens. Two extensions read that one entry:
 
 - ``doc._.relations``: a tuple of :class:`Relation` records whose ``head`` and ``tail`` are
   :class:`spacy.tokens.Span` objects built on access (getter) and that can be assigned (setter);
@@ -14,6 +16,8 @@ Because only plain types are stored, relations survive ``DocBin(store_user_data=
 ``Doc.to_json``/``Doc.from_json`` and ``Doc.copy()``. Storing Span objects instead breaks
 each of these (spaCy issues #4849, #9190, #9999).
 """
+import copy
+import warnings
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span
@@ -47,59 +51,77 @@ class Relation(NamedTuple):
     attention: Optional[Tuple[float, ...]] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        """The plain-type form stored on the Doc: token offsets, labels, score (and attention)."""
+        """The plain-type form stored on the Doc: ``{"head": [start_char, end_char, label],
+        "tail": [...], "label": str, "score": float}``, plus ``"context": [start_char,
+        end_char]`` and ``"attention": [float, ...]`` when kept."""
         record: Dict[str, Any] = {
-            "head": [self.head.start, self.head.end, self.head.label_],
-            "tail": [self.tail.start, self.tail.end, self.tail.label_],
-            "label": self.label,
+            "head": [self.head.start_char, self.head.end_char, self.head.label_],
+            "tail": [self.tail.start_char, self.tail.end_char, self.tail.label_],
+            "label": str(self.label),
             "score": float(self.score),
         }
-        if self.context is not None and self.attention is not None:
-            record["context"] = [self.context.start, self.context.end]
-            record["attention"] = [float(w) for w in self.attention]
+        if self.context is not None:
+            record["context"] = [self.context.start_char, self.context.end_char]
+            record["attention"] = [float(w) for w in self.attention or ()]
         return record
 
     @classmethod
-    def from_dict(cls, doc: Doc, record: Dict[str, Any]) -> "Relation":
+    def from_dict(cls, doc: Doc, record: Dict[str, Any], strict: bool = True) -> "Relation":
         """Build a Relation on `doc` from its plain-type form (see `to_dict`).
 
-        RAISES (ValueError): if the record is malformed or its offsets fall outside the Doc.
+        strict (bool): raise if the attention weights do not match the context's tokens; when
+            False, such weights (left over after the Doc was retokenized) are dropped.
+        RAISES (ValueError): if the record is malformed, its offsets fall outside the Doc, or
+            (strict) the attention weights do not match the context's tokens.
         """
         try:
-            head = _make_span(doc, record["head"])
-            tail = _make_span(doc, record["tail"])
+            head = _make_span(doc, *record["head"])
+            tail = _make_span(doc, *record["tail"])
             label = str(record["label"])
             score = float(record.get("score", 1.0))
-        except (KeyError, TypeError, IndexError) as err:
+            context = attention = None
+            if record.get("context") is not None:
+                context = _make_span(doc, *record["context"])
+                attention = tuple(float(w) for w in record.get("attention", ()))
+                if len(attention) != len(context) and not strict:
+                    attention = None
+                elif len(attention) != len(context):
+                    raise ValueError(
+                        f"{len(attention)} attention weights for a context of {len(context)} tokens"
+                    )
+        except (KeyError, TypeError) as err:
             raise ValueError(f"Malformed relation record {record!r}: {err!r}") from err
-        context = attention = None
-        if record.get("context") is not None:
-            start, end = record["context"]
-            context = doc[int(start) : int(end)]
-            attention = tuple(float(w) for w in record.get("attention", ()))
         return cls(head, tail, label, score, context, attention)
 
 
-def _make_span(doc: Doc, offsets: Sequence[Any]) -> Span:
-    start, end, label = int(offsets[0]), int(offsets[1]), str(offsets[2])
-    if not 0 <= start < end <= len(doc):
+def _make_span(doc: Doc, start_char: Any, end_char: Any, label: Any = "") -> Span:
+    start, end = int(start_char), int(end_char)
+    span = doc.char_span(start, end, label=str(label), alignment_mode="expand")
+    if span is None or not 0 <= start < end <= len(doc.text):
         raise ValueError(
-            f"Relation argument tokens [{start}, {end}) fall outside the Doc "
-            f"({len(doc)} tokens): {doc.text[:60]!r}"
+            f"Relation argument characters [{start}, {end}) do not fall on tokens of the Doc "
+            f"({len(doc.text)} characters): {doc.text[:60]!r}"
         )
-    return Span(doc, start, end, label=label)
+    return span
 
 
 RelationLike = Union[Relation, Dict[str, Any]]
 
 
-def _to_records(value: Optional[Iterable[RelationLike]]) -> List[Dict[str, Any]]:
+def _to_records(doc: Doc, value: Optional[Iterable[RelationLike]]) -> List[Dict[str, Any]]:
+    """Validate relations for `doc` and normalize them to plain-type records."""
     records = []
     for item in value or ():
         if isinstance(item, Relation):
-            records.append(item.to_dict())
+            spans = [item.head, item.tail] + ([item.context] if item.context is not None else [])
+            if any(span.doc is not doc and span.doc.text != doc.text for span in spans):
+                raise ValueError(
+                    "The head, tail and context of a relation must be spans of this Doc (or "
+                    f"of a Doc with the same text): {item.head.text!r} -> {item.tail.text!r}"
+                )
+            records.append(Relation.from_dict(doc, item.to_dict()).to_dict())
         elif isinstance(item, dict):
-            records.append(dict(item))
+            records.append(Relation.from_dict(doc, item).to_dict())
         else:
             raise TypeError(
                 "doc._.relations takes Relation records (or their dict form), "
@@ -113,23 +135,23 @@ def get_relations(doc: Doc) -> Tuple[Relation, ...]:
 
     The tuple is a fresh view: assign ``doc._.relations = [...]`` to change the relations.
     """
-    return tuple(Relation.from_dict(doc, r) for r in doc.user_data.get(USER_DATA_KEY, ()))
+    records = doc.user_data.get(USER_DATA_KEY, ())
+    return tuple(Relation.from_dict(doc, r, strict=False) for r in records)
 
 
 def set_relations(doc: Doc, value: Optional[Iterable[RelationLike]]) -> None:
     """Setter of ``doc._.relations``: accepts `Relation` records or their dict form.
 
-    RAISES (TypeError): for items that are neither. (ValueError): for out-of-range offsets.
+    RAISES (TypeError): for items that are neither. (ValueError): for spans of another Doc,
+    offsets off the Doc's tokens or malformed records. Nothing is stored if anything is wrong.
     """
-    records = _to_records(value)
-    for record in records:  # validate before storing anything
-        Relation.from_dict(doc, record)
-    doc.user_data[USER_DATA_KEY] = records
+    doc.user_data[USER_DATA_KEY] = _to_records(doc, value)
 
 
 def get_relations_data(doc: Doc) -> List[Dict[str, Any]]:
-    """Getter of ``doc._.relations_data``: the stored plain-type records (JSON-serializable)."""
-    return [dict(r) for r in doc.user_data.get(USER_DATA_KEY, ())]
+    """Getter of ``doc._.relations_data``: a copy of the stored plain-type records
+    (JSON-serializable; see `Relation.to_dict`)."""
+    return copy.deepcopy(list(doc.user_data.get(USER_DATA_KEY, ())))
 
 
 def register_extensions() -> None:
@@ -147,8 +169,6 @@ def register_extensions() -> None:
             _, _, current_getter, _ = Doc.get_extension(name)
             if current_getter is getter:
                 continue
-            import warnings
-
             warnings.warn(
                 f"Doc._.{name} was registered by other code; spacy_ie replaces it.",
                 stacklevel=2,

@@ -77,7 +77,7 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
     X = cast(Floats2d, Xr.dataXd)  # (n_tokens, nI)
     lengths = Xr.lengths
     K, bp_keys = model.get_ref(KEY_TRANSFORM_REF)(X, is_train)
-    A = ops.softmax_sequences(ops.gemm(K, Q), lengths)  # (n_tokens, n_heads)
+    A = segment_softmax(ops, ops.gemm(K, Q), lengths)  # (n_tokens, n_heads)
     # Y[s, h, :] = sum_{t in s} A[t, h] * X[t, :]
     weighted = A[:, :, None] * X[:, None, :]  # (n_tokens, n_heads, nI)
     n_tokens, nI = X.shape
@@ -93,3 +93,16 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
         return Ragged(dX, lengths)
 
     return Y, backprop
+
+
+def segment_softmax(ops, scores: Floats2d, lengths) -> Floats2d:
+    """Softmax of each column of `scores` (n_rows, n_cols) within each segment of `lengths`.
+
+    Unlike thinc's ``ops.softmax_sequences``, which clips scores to [-20, 20] (so its result
+    and ``backprop_softmax_sequences`` disagree once attention is sharp), this subtracts each
+    segment's maximum: exact for any score. The backward pass is
+    ``ops.backprop_softmax_sequences``. Every length must be > 0.
+    """
+    maxes, _ = ops.reduce_max(scores, lengths)
+    exp = ops.xp.exp(scores - ops.backprop_reduce_sum(maxes, lengths))
+    return exp / ops.backprop_reduce_sum(ops.reduce_sum(exp, lengths), lengths)

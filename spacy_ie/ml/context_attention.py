@@ -23,6 +23,8 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats1d, Floats2d, Ints1d
 
+from .attention_pooling import segment_softmax
+
 N_ROLES = 5  # before both arguments, in head, in tail, between the arguments, after both
 
 
@@ -95,7 +97,7 @@ def forward(model: Model[InT, OutT], inputs: InT, is_train: bool) -> Tuple[OutT,
     K = KX[idx] + R[roles]  # (total_length, nK)
     Qc = ops.gemm(P, Wq)  # (n_candidates, nK)
     scores = (K * Qc[owner]).sum(axis=1, keepdims=True) * scale
-    A = ops.softmax_sequences(scores, lengths)  # (total_length, 1)
+    A = segment_softmax(ops, scores, lengths)  # (total_length, 1)
     V = X[idx]  # (total_length, nI)
     C = ops.reduce_sum(ops.xp.ascontiguousarray(A * V), lengths)
 

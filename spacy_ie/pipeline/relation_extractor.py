@@ -331,14 +331,19 @@ class RelationExtractor(TrainablePipe):
         rows: List[numpy.ndarray] = []
         for eg in examples:
             gold_spans = self.get_spans(eg.reference)
-            aligned = align_spans(eg, gold_spans)
-            spans = [s for s in aligned if s is not None]
+            gold = eg.reference._.relations
+            n_spans, n_gold = len(gold_spans), len(gold)
+            aligned = align_spans(
+                eg, gold_spans + [r.head for r in gold] + [r.tail for r in gold]
+            )
+            spans = [s for s in aligned[:n_spans] if s is not None]
             pairs = self.candidates(eg.predicted, spans)
             candidates.append(pairs)
             truth = numpy.zeros((len(pairs), len(labels) + exclusive), dtype="float32")
             row_of = {(h.start, h.end, t.start, t.end): r for r, (h, t) in enumerate(pairs)}
-            gold = eg.reference._.relations
-            for rel, head, tail in zip(gold, align_spans(eg, [r.head for r in gold]), align_spans(eg, [r.tail for r in gold])):
+            heads = aligned[n_spans : n_spans + n_gold]
+            tails = aligned[n_spans + n_gold :]
+            for rel, head, tail in zip(gold, heads, tails):
                 if rel.label not in labels or head is None or tail is None:
                     continue
                 keys = [(head.start, head.end, tail.start, tail.end)]
