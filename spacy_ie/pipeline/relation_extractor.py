@@ -202,15 +202,15 @@ class RelationExtractor(TrainablePipe):
         docs = list(docs)
         pairs = [(i, h, t) for i, doc_pairs in enumerate(predictions.candidates) for h, t in doc_pairs]
         probs = self._symmetrize(pairs, predictions.probs[:, : len(labels)])
-        probs = probs * self._allowed_mask(pairs)
+        allowed = self._allowed_mask(pairs)
         thresholds = numpy.asarray(
             [self.cfg["thresholds"].get(label, self.cfg["threshold"]) for label in labels],
             dtype="float32",
         )
-        keep = probs >= thresholds[None, :]
+        keep = allowed & (probs >= thresholds[None, :])
         if self.cfg["exclusive_classes"] and len(pairs):
             best = numpy.zeros_like(keep)
-            best[numpy.arange(len(pairs)), probs.argmax(axis=1)] = True
+            best[numpy.arange(len(pairs)), numpy.where(allowed, probs, -1.0).argmax(axis=1)] = True
             keep &= best
         relations: List[List[Relation]] = [[] for _ in docs]
         contexts = predictions.scores.contexts
@@ -255,9 +255,9 @@ class RelationExtractor(TrainablePipe):
         return probs
 
     def _allowed_mask(self, pairs: List[Tuple[int, Span, Span]]) -> numpy.ndarray:
-        """(n_pairs, n_labels) 1.0 where the type constraints allow the label for the pair."""
+        """(n_pairs, n_labels) True where the type constraints allow the label for the pair."""
         if not self.candidates.type_constraints:
-            return numpy.ones((len(pairs), len(self.labels)), dtype="float32")
+            return numpy.ones((len(pairs), len(self.labels)), dtype=bool)
         cache: Dict[Tuple[str, str], List[bool]] = {}
         rows = []
         for _, head, tail in pairs:
@@ -265,7 +265,7 @@ class RelationExtractor(TrainablePipe):
             if key not in cache:
                 cache[key] = self.candidates.allowed_labels(*key, self.labels)
             rows.append(cache[key])
-        return numpy.asarray(rows, dtype="float32").reshape(len(pairs), len(self.labels))
+        return numpy.asarray(rows, dtype=bool).reshape(len(pairs), len(self.labels))
 
     # --- training -----------------------------------------------------------------------
 

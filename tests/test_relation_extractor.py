@@ -1,0 +1,281 @@
+"""The relation_extractor component: registration, training, prediction, settings, serialization."""
+import json
+import logging
+import subprocess
+import sys
+from typing import List
+
+import pytest
+import spacy
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from thinc.api import fix_random_seed
+
+from spacy_ie import Relation
+from spacy_ie.candidates import EntityPairCandidates
+
+SMALL_MODEL = {
+    "@architectures": "spacy_ie.RelationModel.v1",
+    "hidden_width": 32,
+    "tok2vec": {
+        "@architectures": "spacy.HashEmbedCNN.v2",
+        "pretrained_vectors": None,
+        "width": 32,
+        "depth": 2,
+        "embed_size": 500,
+        "window_size": 1,
+        "maxout_pieces": 2,
+        "subword_features": True,
+    },
+}
+
+# (text, entities as (text, label), relations as (head index, tail index, label))
+DATA = [
+    ("Alice works for Acme in Paris.", [("Alice", "PER"), ("Acme", "ORG"), ("Paris", "LOC")],
+     [(0, 1, "WORKS_FOR"), (1, 2, "LOCATED_IN")]),
+    ("Bob was born in Rome and joined Globex.", [("Bob", "PER"), ("Rome", "LOC"), ("Globex", "ORG")],
+     [(0, 1, "BORN_IN"), (0, 2, "WORKS_FOR")]),
+    ("Carol married Dave in Oslo.", [("Carol", "PER"), ("Dave", "PER"), ("Oslo", "LOC")],
+     [(0, 1, "SPOUSE_OF")]),
+    ("Erin visited Berlin.", [("Erin", "PER"), ("Berlin", "LOC")], []),
+    ("Nothing to see here.", [], []),
+]
+
+
+def make_doc(nlp, text, ents, rels) -> Doc:
+    doc = nlp.make_doc(text)
+    spans = [doc.char_span(text.index(t), text.index(t) + len(t), label=label) for t, label in ents]
+    doc.ents = spans
+    doc._.relations = [Relation(spans[h], spans[t], label) for h, t, label in rels]
+    return doc
+
+
+def make_examples(nlp, gold_entities=True) -> List[Example]:
+    examples = []
+    for text, ents, rels in DATA:
+        reference = make_doc(nlp, text, ents, rels)
+        predicted = nlp.make_doc(text)
+        if gold_entities:
+            predicted.ents = [predicted.char_span(e.start_char, e.end_char, e.label_) for e in reference.ents]
+        examples.append(Example(predicted, reference))
+    return examples
+
+
+def train(nlp, examples, steps=60):
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer, losses={})
+    return nlp
+
+
+def predicted_triples(nlp, examples):
+    docs = nlp.pipe([eg.predicted.copy() for eg in examples])
+    return [
+        sorted((r.head.text, r.label, r.tail.text) for r in doc._.relations) for doc in docs
+    ]
+
+
+def gold_triples(examples):
+    return [
+        sorted((r.head.text, r.label, r.tail.text) for r in eg.reference._.relations)
+        for eg in examples
+    ]
+
+
+@pytest.fixture
+def nlp():
+    fix_random_seed(0)
+    return spacy.blank("en")
+
+
+def test_registered_by_entry_points_without_import():
+    """A fresh interpreter finds every registered name without importing spacy_ie."""
+    code = """
+import sys, spacy
+from spacy.util import registry
+assert "spacy_ie" not in sys.modules
+nlp = spacy.blank("en")
+nlp.add_pipe("relation_extractor")
+for reg, name in [("architectures", "spacy_ie.RelationModel.v1"),
+                  ("architectures", "spacy_ie.AttentionPooling.v1"),
+                  ("architectures", "spacy_ie.PairContextAttention.v1"),
+                  ("misc", "spacy_ie.EntityPairCandidates.v1"),
+                  ("readers", "spacy_ie.RelationCorpus.v1"),
+                  ("scorers", "spacy_ie.relation_scorer.v1")]:
+    assert callable(registry.get(reg, name)), name
+doc = nlp.make_doc("x")
+assert doc._.relations == ()
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_learns_training_data_multilabel(nlp):
+    examples = make_examples(nlp)
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    train(nlp, examples)
+    assert predicted_triples(nlp, examples) == gold_triples(examples)
+    scores = nlp.evaluate(examples)
+    assert scores["rel_micro_f"] == 1.0
+
+
+def test_learns_training_data_exclusive_classes(nlp):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "exclusive_classes": True})
+    train(nlp, examples)
+    assert re.model.get_dim("nO") == len(re.labels) + 1  # the no-relation class
+    assert predicted_triples(nlp, examples) == gold_triples(examples)
+    for doc in nlp.pipe(eg.predicted.copy() for eg in examples):
+        pairs = [(r.head.start, r.tail.start) for r in doc._.relations]
+        assert len(pairs) == len(set(pairs))  # at most one label per pair
+
+
+def test_symmetric_label_is_written_once_with_earlier_head(nlp):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe(
+        "relation_extractor", config={"model": SMALL_MODEL, "symmetric_labels": ["SPOUSE_OF"]}
+    )
+    train(nlp, examples)
+    doc = re(examples[2].predicted.copy())
+    spouses = [(r.head.text, r.tail.text) for r in doc._.relations if r.label == "SPOUSE_OF"]
+    assert spouses == [("Carol", "Dave")]
+    # Scored against the reversed gold direction, a symmetric label still matches.
+    reference = examples[2].reference.copy()
+    reference._.relations = [Relation(reference.ents[1], reference.ents[0], "SPOUSE_OF")]
+    assert re.score([Example(doc, reference)])["rel_micro_f"] == 1.0
+
+
+def test_thresholds_global_and_per_label(nlp):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    train(nlp, examples)
+    re.cfg["thresholds"] = {"WORKS_FOR": 1.01}  # unreachable: no WORKS_FOR at all
+    triples = [t for doc_triples in predicted_triples(nlp, examples) for t in doc_triples]
+    assert triples and all(label != "WORKS_FOR" for _, label, _ in triples)
+    re.cfg["thresholds"] = {}
+    re.cfg["threshold"] = 0.0  # every candidate gets every label
+    doc = re(examples[0].predicted.copy())
+    assert len(doc._.relations) == 6 * len(re.labels)  # 3 entities: 6 ordered pairs
+
+
+def test_learned_type_constraints_filter_candidates_and_labels(nlp):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe(
+        "relation_extractor",
+        config={"model": SMALL_MODEL, "threshold": 0.0, "candidates": {
+            "@misc": "spacy_ie.EntityPairCandidates.v1", "learn_types": True}},
+    )
+    train(nlp, examples, steps=2)
+    assert re.cfg["type_constraints"]["BORN_IN"] == [["PER", "LOC"]]
+    doc = re(examples[0].predicted.copy())
+    for rel in doc._.relations:
+        assert [rel.head.label_, rel.tail.label_] in re.cfg["type_constraints"][rel.label]
+    # (LOC, PER) is allowed for no label: never a candidate.
+    assert all((r.head.label_, r.tail.label_) != ("LOC", "PER") for r in doc._.relations)
+
+
+def test_store_attention_keeps_context_weights(nlp):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "store_attention": True})
+    train(nlp, examples, steps=30)
+    doc = re(examples[0].predicted.copy())
+    assert doc._.relations
+    for rel in doc._.relations:
+        assert rel.context is not None and len(rel.attention) == len(rel.context)
+        assert sum(rel.attention) == pytest.approx(1.0, abs=1e-4)
+        assert rel.context.start <= min(rel.head.start, rel.tail.start)
+
+
+def test_docs_and_batches_without_candidates_are_quiet(nlp, caplog):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    optimizer = nlp.initialize(lambda: examples)
+    empty = [eg for eg in examples if len(eg.reference.ents) < 2]
+    with caplog.at_level(logging.DEBUG):
+        losses = nlp.update(empty, sgd=optimizer, losses={})
+        docs = list(nlp.pipe(["No entities at all.", ""]))
+    assert losses["relation_extractor"] == 0.0
+    assert [d._.relations for d in docs] == [(), ()]
+    assert not [r for r in caplog.records if r.name.startswith(("spacy", "spacy_ie"))]
+
+
+def test_span_group_source_with_overlapping_spans(nlp):
+    doc = nlp.make_doc("New York University hired Ann .")
+    doc.spans["entities"] = [Span(doc, 0, 3, "ORG"), Span(doc, 0, 2, "LOC"), Span(doc, 4, 5, "PER")]
+    doc._.relations = [
+        Relation(doc.spans["entities"][2], doc.spans["entities"][0], "WORKS_FOR"),
+        Relation(doc.spans["entities"][0], doc.spans["entities"][1], "LOCATED_IN"),
+    ]
+    predicted = nlp.make_doc(doc.text)
+    predicted.spans["entities"] = [Span(predicted, s.start, s.end, s.label_) for s in doc.spans["entities"]]
+    examples = [Example(predicted, doc)]
+    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
+    train(nlp, examples, steps=40)
+    assert predicted_triples(nlp, examples) == [
+        sorted([("Ann", "WORKS_FOR", "New York University"), ("New York University", "LOCATED_IN", "New York")])
+    ]
+
+
+def test_serialization_round_trip(nlp, tmp_path):
+    examples = make_examples(nlp)
+    nlp.add_pipe(
+        "relation_extractor",
+        config={"model": SMALL_MODEL, "symmetric_labels": ["SPOUSE_OF"], "candidates": {
+            "@misc": "spacy_ie.EntityPairCandidates.v1", "learn_types": True}},
+    )
+    train(nlp, examples, steps=30)
+    re = nlp.get_pipe("relation_extractor")
+    expected = [[(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in d._.relations]
+                for d in nlp.pipe(eg.predicted.copy() for eg in examples)]
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    re2 = loaded.get_pipe("relation_extractor")
+    assert re2.labels == re.labels
+    assert re2.cfg == re.cfg
+    assert re2.candidates.type_constraints == re.candidates.type_constraints
+    # Docs made by the loaded pipeline's own vocab, entities copied over.
+    docs = []
+    for eg in examples:
+        doc = loaded.make_doc(eg.predicted.text)
+        doc.ents = [doc.char_span(e.start_char, e.end_char, e.label_) for e in eg.predicted.ents]
+        docs.append(doc)
+    got = [[(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in d._.relations]
+           for d in re2.pipe(docs)]
+    assert got == expected
+    re3 = spacy.blank("en").add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    re3.from_bytes(re.to_bytes())
+    assert re3.labels == re.labels and re3.candidates.type_constraints == re.candidates.type_constraints
+
+
+def test_initialize_without_relations_raises(nlp):
+    examples = [Example(nlp.make_doc("Alice met Bob."), nlp.make_doc("Alice met Bob."))]
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    with pytest.raises(ValueError, match="No relation labels"):
+        nlp.initialize(lambda: examples)
+
+
+def test_learns_from_gold_entities_when_predicted_doc_has_none(nlp):
+    """With ner in the pipeline, update() sees predicted Docs without entities: the relation
+    extractor must train on the gold entities (aligned to the predicted tokens)."""
+    examples = make_examples(nlp, gold_entities=False)
+    assert all(not eg.predicted.ents for eg in examples)
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    train(nlp, examples)
+    assert predicted_triples(nlp, make_examples(nlp)) == gold_triples(examples)
+
+
+def test_candidates_sentence_distance_and_cap(nlp):
+    doc = nlp.make_doc("A met B . C saw D far away from everyone else .")
+    doc.ents = [Span(doc, 0, 1, "P"), Span(doc, 2, 3, "P"), Span(doc, 4, 5, "P"), Span(doc, 6, 7, "P")]
+    spans = list(doc.ents)
+    pairs = EntityPairCandidates()(doc, spans)
+    assert len(pairs) == 12  # no sentence boundaries: all ordered pairs
+    assert len(EntityPairCandidates(max_distance=1)(doc, spans)) == 6  # gaps 1: A-B, B-C, C-D
+    capped = EntityPairCandidates(max_candidates=2)(doc, spans)
+    assert len(capped) == 2 and all(max(h.start, t.start) - min(h.end, t.end) == 1 for h, t in capped)
+    for i, token in enumerate(doc):
+        token.is_sent_start = i in (0, 4)
+    pairs = EntityPairCandidates()(doc, spans)
+    assert sorted((h.text, t.text) for h, t in pairs) == [("A", "B"), ("B", "A"), ("C", "D"), ("D", "C")]
