@@ -16,7 +16,6 @@ Because only plain types are stored, relations survive ``DocBin(store_user_data=
 ``Doc.to_json``/``Doc.from_json`` and ``Doc.copy()``. Storing Span objects instead breaks
 each of these (spaCy issues #4849, #9190, #9999).
 """
-import copy
 import warnings
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -151,7 +150,16 @@ def set_relations(doc: Doc, value: Optional[Iterable[RelationLike]]) -> None:
 def get_relations_data(doc: Doc) -> List[Dict[str, Any]]:
     """Getter of ``doc._.relations_data``: a copy of the stored plain-type records
     (JSON-serializable; see `Relation.to_dict`)."""
-    return copy.deepcopy(list(doc.user_data.get(USER_DATA_KEY, ())))
+    return [_plain(record) for record in doc.user_data.get(USER_DATA_KEY, ())]
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy with lists for tuples (msgpack gives tuples back after a DocBin trip)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def register_extensions() -> None:

@@ -1,0 +1,97 @@
+"""The ``spacy-ie`` command line (also ``python -m spacy_ie``).
+
+One Typer app, ``app``; each command is a function registered with ``@app.command``. Commands
+print with wasabi's ``msg`` and turn expected errors (bad input) into a one-line failure
+message and exit code 1, never a traceback.
+"""
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from wasabi import msg
+
+from .training.converters import CONVERTERS, ConversionError, ConversionSummary, convert
+
+app = typer.Typer(
+    name="spacy-ie",
+    help="spacy-ie: relation extraction and text classification for spaCy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@app.callback()
+def _app_callback() -> None:
+    """spacy-ie: relation extraction and text classification for spaCy."""
+    # A callback keeps the app a command group even while it has a single command.
+
+
+@app.command("convert")
+def convert_cli(
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="Corpus file (brat: a directory of .txt/.ann pairs, or one .ann file).",
+            show_default=False,
+        ),
+    ],
+    output_path: Annotated[
+        Path,
+        typer.Argument(metavar="OUTPUT", help="The .spacy file to write.", show_default=False),
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help=f"Input format: {', '.join(CONVERTERS)}.", show_default=False
+        ),
+    ],
+    lang: Annotated[
+        str, typer.Option("--lang", "-l", help="Language of the blank tokenizer and vocab.")
+    ] = "en",
+    span_key: Annotated[
+        str, typer.Option("--span-key", "-k", help="doc.spans key that holds all entities.")
+    ] = "entities",
+) -> None:
+    """Convert a relation extraction corpus to a spaCy DocBin (.spacy) with gold relations.
+
+    The Docs carry all entities in doc.spans[SPAN_KEY], the non-overlapping ones in doc.ents,
+    and the gold relations in doc._.relations. For CoNLL IOB NER data use `spacy convert`.
+    """
+    try:
+        summary = convert(input_path, output_path, fmt, lang=lang, span_key=span_key)
+    except ConversionError as err:
+        msg.fail("Conversion failed; nothing was written", str(err), exits=1)
+    except OSError as err:
+        msg.fail(f"Cannot write {output_path}", str(err), exits=1)
+    print_summary(summary, output_path)
+
+
+def print_summary(summary: ConversionSummary, output_path: Optional[Path] = None) -> None:
+    """Print a conversion summary: docs, labels and everything skipped or changed."""
+    target = f" -> {output_path}" if output_path is not None else ""
+    msg.good(
+        f"Converted {summary.n_docs} docs ({summary.fmt}): {summary.n_tokens} tokens, "
+        f"{summary.n_entities} entities, {summary.n_relations} relations{target}"
+    )
+    for title, counts in (
+        ("Entity label", summary.entity_labels),
+        ("Relation label", summary.relation_labels),
+    ):
+        if counts:
+            msg.table(
+                counts.most_common(), header=(title, "Count"), divider=True, aligns=("l", "r")
+            )
+    for reason, count in summary.skipped.items():
+        msg.warn(f"Skipped {count}: {reason}")
+    for reason, count in summary.changed.items():
+        msg.warn(f"Changed {count}: {reason}")
+    for reason, count in summary.notes.items():
+        msg.info(f"{reason}: {count}")
+
+
+def main() -> None:
+    """Entry point of the ``spacy-ie`` console script."""
+    app()
