@@ -17,3 +17,52 @@ def datasets_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real datasets not found at {path} (set SPACY_IE_DATASETS)")
     return path
+
+
+DEMO_DIR = REPO_ROOT / "assets" / "demo"
+# configs/ner_rel_tok2vec.cfg made small enough to train in seconds for CLI and packaging tests.
+SMALL_OVERRIDES = {
+    "components.tok2vec.model.encode.width": 48,
+    "components.tok2vec.model.encode.depth": 2,
+    "components.tok2vec.model.embed.rows": [2000, 500, 500, 500],
+    "components.relation_extractor.model.hidden_width": 48,
+    "components.relation_extractor.symmetric_labels": ["SPOUSE_OF"],
+}
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> dict:
+    """The demo corpus (assets/demo, Prodigy JSONL) converted to DocBins: {split: path}."""
+    from spacy_ie.training.converters import convert
+
+    out = tmp_path_factory.mktemp("demo_corpus")
+    paths = {}
+    for split in ("train", "dev", "test"):
+        paths[split] = out / f"{split}.spacy"
+        convert(DEMO_DIR / f"{split}.jsonl", paths[split], "prodigy")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(tmp_path_factory, demo_corpus) -> Path:
+    """A small tok2vec -> ner -> relation_extractor pipeline trained briefly on the demo corpus
+    (saved with to_disk). Good enough to predict some entities and relations, not to score."""
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+    from spacy.util import minibatch
+    from thinc.api import Config, fix_random_seed
+
+    fix_random_seed(0)
+    config = Config().from_disk(REPO_ROOT / "configs" / "ner_rel_tok2vec.cfg", overrides=SMALL_OVERRIDES)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    docs = DocBin().from_disk(demo_corpus["train"]).get_docs(nlp.vocab)
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(6):
+        for batch in minibatch(examples, 16):
+            nlp.update(batch, sgd=optimizer, drop=0.1)
+    path = tmp_path_factory.mktemp("pipeline") / "model"
+    with nlp.use_params(optimizer.averages):
+        nlp.to_disk(path)
+    return path

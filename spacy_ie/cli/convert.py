@@ -1,31 +1,12 @@
-"""The ``spacy-ie`` command line (also ``python -m spacy_ie``).
-
-One Typer app, ``app``; each command is a function registered with ``@app.command``. Commands
-print with wasabi's ``msg`` and turn expected errors (bad input) into a one-line failure
-message and exit code 1, never a traceback.
-"""
+"""`spacy-ie convert`: corpus files -> spaCy DocBin with gold relations."""
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from wasabi import msg
 
-from .training.converters import CONVERTERS, ConversionError, ConversionSummary, convert
-
-app = typer.Typer(
-    name="spacy-ie",
-    help="spacy-ie: relation extraction and text classification for spaCy.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
-
-
-@app.callback()
-def _app_callback() -> None:
-    """spacy-ie: relation extraction and text classification for spaCy."""
-    # A callback keeps the app a command group even while it has a single command.
+from ..training.converters import CONVERTERS, ConversionError, ConversionSummary, convert
+from ._app import app
 
 
 @app.command("convert")
@@ -90,8 +71,3 @@ def print_summary(summary: ConversionSummary, output_path: Optional[Path] = None
         msg.warn(f"Changed {count}: {reason}")
     for reason, count in summary.notes.items():
         msg.info(f"{reason}: {count}")
-
-
-def main() -> None:
-    """Entry point of the ``spacy-ie`` console script."""
-    app()

@@ -1,0 +1,14 @@
+"""The ``spacy-ie`` command line (also ``python -m spacy_ie``), laid out like ``spacy.cli``:
+the Typer app in `_app`, one module per command. Commands print with wasabi's ``msg`` and turn
+expected errors (bad input) into a one-line failure message and exit code 1, never a traceback.
+"""
+from ._app import app
+from .convert import convert_cli, print_summary  # noqa: F401  (registers the command)
+
+
+def main() -> None:
+    """Entry point of the ``spacy-ie`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]
