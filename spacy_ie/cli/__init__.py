@@ -4,6 +4,8 @@ expected errors (bad input) into a one-line failure message and exit code 1, nev
 """
 from ._app import app
 from .convert import convert_cli, print_summary  # noqa: F401  (registers the command)
+from .evaluate import evaluate_cli  # noqa: F401
+from .extract import extract_cli  # noqa: F401
 
 
 def main() -> None:

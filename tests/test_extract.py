@@ -1,0 +1,247 @@
+"""``spacy-ie extract`` and `spacy_ie.extract`: input formats, records, order, HTML, errors."""
+import json
+from pathlib import Path
+from typing import List
+
+import pytest
+import spacy
+from click.testing import Result
+from spacy.tokens import Span
+from spacy.util import escape_html
+from typer.testing import CliRunner
+
+from spacy_ie import Relation
+from spacy_ie.cli import app
+from spacy_ie.extract import (
+    InputError,
+    count_documents,
+    doc_to_displacy,
+    doc_to_record,
+    read_documents,
+    render_html,
+)
+
+DEMO_TEST = Path(__file__).resolve().parent.parent / "assets" / "demo" / "test.jsonl"
+
+
+def demo_texts() -> List[str]:
+    with DEMO_TEST.open(encoding="utf8") as file:
+        return [json.loads(line)["text"] for line in file if line.strip()]
+
+
+def run_cli(*args) -> Result:
+    return CliRunner().invoke(app, ["extract", *map(str, args)], catch_exceptions=False)
+
+
+def read_records(path: Path) -> List[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
+
+
+def stderr_has(result, text: str) -> bool:
+    """Whether stderr contains `text`, whatever the line wrapping of wasabi's messages."""
+    return "".join(text.split()) in "".join(result.stderr.split())
+
+
+def assert_span(span: dict, text: str) -> None:
+    assert set(span) == {"text", "label", "start", "end"}
+    assert 0 <= span["start"] < span["end"] <= len(text)
+    assert text[span["start"] : span["end"]] == span["text"]
+    assert span["label"]
+
+
+# --- one run over the demo texts, shared by the record and HTML tests ----------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(trained_pipeline, tmp_path_factory):
+    """The demo test texts as a .txt file with empty lines mixed in, extracted with --html."""
+    tmp = tmp_path_factory.mktemp("extract")
+    texts = demo_texts()[:30]
+    texts[3:3] = ["", ""]
+    texts.append("")
+    input_path = tmp / "input.txt"
+    input_path.write_text("\n".join(texts) + "\n", encoding="utf8")
+    output, page = tmp / "out" / "records.jsonl", tmp / "page.html"
+    result = run_cli(trained_pipeline, input_path, "-o", output, "--html", page)
+    assert result.exit_code == 0, result.output
+    return texts, read_records(output), page.read_text(encoding="utf8"), result
+
+
+def test_txt_lines_in_order_with_empty_lines(demo_run):
+    texts, records, _, result = demo_run
+    assert [r["text"] for r in records] == texts
+    assert records[3] == {"text": "", "entities": [], "relations": [], "cats": {}}
+    assert stderr_has(result, f"Extracted {len(texts)} docs") and stderr_has(result, "words/s")
+
+
+def test_record_structure_and_offsets(demo_run):
+    _, records, _, _ = demo_run
+    for record in records:
+        assert set(record) == {"text", "entities", "relations", "cats"}
+        text = record["text"]
+        for ent in record["entities"]:
+            assert_span(ent, text)
+        for rel in record["relations"]:
+            assert set(rel) == {"head", "tail", "label", "score"}
+            assert_span(rel["head"], text)
+            assert_span(rel["tail"], text)
+            assert rel["head"] in record["entities"] and rel["tail"] in record["entities"]
+            assert isinstance(rel["label"], str) and 0.0 <= rel["score"] <= 1.0
+    assert sum(len(r["entities"]) for r in records) > 0
+    assert sum(len(r["relations"]) for r in records) > 0, "the test pipeline found no relation"
+
+
+def test_html_page(demo_run):
+    _, records, page, result = demo_run
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == len(records)
+    for record in records:
+        for ent in record["entities"]:
+            assert escape_html(ent["text"]) in page
+        for rel in record["relations"]:
+            assert rel["label"] in page
+    assert stderr_has(result, f"Drew {len(records)} of {len(records)} docs")
+
+
+# --- input formats ----------------------------------------------------------------------------
+
+
+def test_txt_paragraphs(trained_pipeline, tmp_path):
+    input_path = tmp_path / "input.txt"
+    input_path.write_text(
+        "\n\nAda Lovelace met Charles Babbage.\nThey worked in London.\n\n \n\n"
+        "Acme Corp hired John Smith .\n",
+        encoding="utf8",
+    )
+    expected = [
+        "Ada Lovelace met Charles Babbage.\nThey worked in London.",
+        "Acme Corp hired John Smith .",
+    ]
+    assert [text for text, _ in read_documents(input_path, paragraphs=True)] == expected
+    output = tmp_path / "out.jsonl"
+    result = run_cli(trained_pipeline, input_path, "--paragraphs", "-o", output)
+    assert result.exit_code == 0, result.output
+    records = read_records(output)
+    assert [r["text"] for r in records] == expected
+    for record in records:
+        for ent in record["entities"]:
+            assert_span(ent, record["text"])
+
+
+def test_jsonl_meta_and_stdout(trained_pipeline, tmp_path):
+    rows = [
+        {"text": "John Smith works for Acme Corp in Boston .", "id": 7, "source": {"a": [1]}},
+        {"text": ""},
+        {"id": "x", "text": "Ada Lovelace was born in London ."},
+    ]
+    input_path = tmp_path / "input.jsonl"
+    input_path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf8")
+    result = run_cli(trained_pipeline, input_path)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in records] == [r["text"] for r in rows]
+    assert [r["meta"] for r in records] == [{"id": 7, "source": {"a": [1]}}, {}, {"id": "x"}]
+    assert stderr_has(result, "Extracted 3 docs") and "Extracted" not in result.stdout
+
+
+def test_n_process_2_keeps_order(trained_pipeline, tmp_path):
+    texts = demo_texts()[:20] + ["", "Bern ."] * 5
+    input_path = tmp_path / "input.jsonl"
+    input_path.write_text(
+        "".join(json.dumps({"text": t, "i": i}) + "\n" for i, t in enumerate(texts)),
+        encoding="utf8",
+    )
+    output = tmp_path / "out.jsonl"
+    result = run_cli(
+        trained_pipeline, input_path, "-o", output, "--n-process", 2, "--batch-size", 3
+    )
+    assert result.exit_code == 0, result.output
+    records = read_records(output)
+    assert [(r["text"], r["meta"]["i"]) for r in records] == [(t, i) for i, t in enumerate(texts)]
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,content,problem",
+    [
+        ("bad.jsonl", '{"text": "ok"}\n[1, 2]\n', "line 2"),
+        ("bad.jsonl", '{"text": "ok"}\n\n{"text": 3}\n', "line 3"),
+        ("bad.jsonl", '{"text": "ok"}\n{"title": "no text"}\n', "line 2"),
+        ("bad.jsonl", '{"text": "ok"}\n{"text": "unclosed\n', "line 2"),
+        ("bad.csv", "text\nhello\n", "unsupported input format"),
+    ],
+)
+def test_bad_input_fails_and_writes_nothing(trained_pipeline, tmp_path, name, content, problem):
+    input_path = tmp_path / name
+    input_path.write_text(content, encoding="utf8")
+    with pytest.raises(InputError, match=problem):
+        count_documents(input_path)
+    output, page = tmp_path / "out.jsonl", tmp_path / "page.html"
+    result = run_cli(trained_pipeline, input_path, "-o", output, "--html", page)
+    assert result.exit_code == 1
+    assert stderr_has(result, problem) and stderr_has(result, str(input_path))
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_missing_model_and_input_keep_existing_output(trained_pipeline, tmp_path):
+    input_path = tmp_path / "input.txt"
+    input_path.write_text("John Smith works for Acme Corp .\n", encoding="utf8")
+    output = tmp_path / "out.jsonl"
+    output.write_text("previous\n", encoding="utf8")
+    result = run_cli(tmp_path / "no_such_model", input_path, "-o", output)
+    assert result.exit_code == 1 and stderr_has(result, "Cannot load the pipeline")
+    result = run_cli(trained_pipeline, tmp_path / "missing.txt", "-o", output)
+    assert result.exit_code == 1 and stderr_has(result, "no such file")
+    assert output.read_text(encoding="utf8") == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt", "out.jsonl"]
+
+
+# --- library: records and displaCy input ------------------------------------------------------
+
+
+@pytest.fixture
+def annotated_doc():
+    nlp = spacy.blank("en")
+    doc = nlp("Ada Lovelace met Charles Babbage in London, England.")
+    ada, babbage = Span(doc, 0, 2, "PER"), Span(doc, 3, 5, "PER")
+    london, england = Span(doc, 6, 7, "LOC"), Span(doc, 8, 9, "LOC")
+    doc.ents = [ada, babbage, london, england]
+    doc._.relations = [
+        Relation(ada, babbage, "KNOWS", 0.9),
+        Relation(england, london, "CONTAINS", 0.8),
+        Relation(ada, ada, "SELF", 0.7),  # same word: not drawn
+        Relation(Span(doc, 0, 1, "PER"), ada, "PART", 0.6),  # overlapping: not drawn
+    ]
+    return doc
+
+
+def test_doc_to_record(annotated_doc):
+    record = doc_to_record(annotated_doc, meta={"id": 1})
+    assert record["meta"] == {"id": 1} and record["cats"] == {}
+    assert [e["text"] for e in record["entities"]] == ["Ada Lovelace", "Charles Babbage",
+                                                       "London", "England"]  # fmt: skip
+    assert record["relations"][0] == {
+        "head": {"text": "Ada Lovelace", "label": "PER", "start": 0, "end": 12},
+        "tail": {"text": "Charles Babbage", "label": "PER", "start": 17, "end": 32},
+        "label": "KNOWS",
+        "score": 0.9,
+    }
+    json.dumps(record)
+
+
+def test_doc_to_displacy(annotated_doc):
+    parse, skipped = doc_to_displacy(annotated_doc, title="<doc>")
+    words = [(w["text"], w["tag"]) for w in parse["words"]]
+    assert words == [
+        ("Ada Lovelace", "PER"), ("met", ""), ("Charles Babbage", "PER"), ("in", ""),
+        ("London,", "LOC"), ("England.", "LOC"),
+    ]  # fmt: skip
+    assert parse["arcs"] == [
+        {"start": 0, "end": 2, "label": "KNOWS 0.90", "dir": "right"},
+        {"start": 4, "end": 5, "label": "CONTAINS 0.80", "dir": "left"},
+    ]
+    assert skipped == 2 and parse["title"] == "&lt;doc&gt;"
+    page = render_html([parse, doc_to_displacy(annotated_doc[:0].as_doc())[0]])
+    assert page.count("<svg") == 2 and "CONTAINS 0.80" in page and "Charles Babbage" in page
