@@ -6,6 +6,8 @@ from ._app import app
 from .convert import convert_cli, print_summary  # noqa: F401  (registers the command)
 from .evaluate import evaluate_cli  # noqa: F401
 from .extract import extract_cli  # noqa: F401
+from .tune import tune_thresholds_cli  # noqa: F401
+from .minilm import minilm_path_cli  # noqa: F401
 
 
 def main() -> None:

@@ -116,12 +116,14 @@ def build_relation_model(
 def init(model: Model[InT, RelationScores], X: Optional[InT] = None, Y=None) -> None:
     tok2vec = model.get_ref("tok2vec")
     tok2vec.initialize(X[0] if X is not None else None)
+    # A transformer listener has no nO dim: its width shows in a prediction on a non-empty Doc.
+    sample = [doc for doc in X[0] if len(doc)][:1] if X is not None else []
     if tok2vec.has_dim("nO"):
         nI = tok2vec.get_dim("nO")
-    elif X is not None and X[0]:
-        nI = tok2vec.predict(X[0][:1])[0].shape[1]
+    elif sample:
+        nI = tok2vec.predict(sample)[0].shape[1]
     else:
-        raise ValueError("Cannot infer the token vector width: pass sample docs to initialize")
+        raise ValueError("Cannot infer the token vector width: pass sample Docs with tokens")
     span_pooling = model.get_ref("span_pooling")
     if span_pooling.has_dim("nI") is not False:
         span_pooling.set_dim("nI", nI, force=True)
