@@ -167,14 +167,7 @@ import multiprocessing
 import os
 import sys
 
-TEXTS = [
-    "Ada met Charles in London.",
-    "Nothing to see here.",
-    "Mary moved from Paris to London.",
-    "Charles wrote to Ada.",
-    "Paris and London and Ada and Mary.",
-    "Ada Ada.",
-]
+TEXTS = json.loads(os.environ["TOY_TEXTS"])
 
 
 def run(nlp, method):
@@ -249,7 +242,7 @@ def pipe_outputs(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("multiprocessing")
     (tmp_path / "toy_component.py").write_text(textwrap.dedent(COMPONENT))
     (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))
-    env = dict(os.environ)
+    env = dict(os.environ, TOY_TEXTS=json.dumps(TEXTS))
     env["PYTHONPATH"] = os.pathsep.join(
         [str(tmp_path)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )
