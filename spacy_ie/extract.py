@@ -1,5 +1,6 @@
 """Run a trained pipeline over raw text: read documents lazily, turn each Doc into a JSON record
-and draw entities and relations with displaCy. The command is ``spacy-ie extract``
+and draw entities and relations with displaCy (plus, with a `textcat_attention` component, the
+tokens highlighted by attention weight and the top categories). The command is ``spacy-ie extract``
 (`spacy_ie.cli.extract`); this module holds the parts that do not print or touch the output files.
 
 Input formats, chosen by the file's extension:
@@ -18,13 +19,17 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, TextIO, Tuple, Union
 
 from spacy import displacy
+from spacy.displacy.templates import TPL_FIGURE, TPL_PAGE
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from .pipeline.textcat_attention import ATTENTION_ATTR
+from .pipeline.textcat_attention import register_extension as register_attention_extension
 from .relations import register_extensions
 
 register_extensions()
+register_attention_extension()
 
 INPUT_FORMATS = (".txt", ".jsonl")
 # One input document: its text and, for JSONL, the object's other fields.
@@ -246,11 +251,63 @@ def _word_of_span(span: Span, word_of_token: Dict[int, int]) -> Optional[int]:
     return None
 
 
-def render_html(parses: List[Dict[str, Any]], options: Optional[Dict[str, Any]] = None) -> str:
-    """One HTML page with one displaCy ``dep`` figure per parse (see `doc_to_displacy`)."""
-    return displacy.render(
-        parses, style="dep", manual=True, page=True, jupyter=False, options=options or {}
-    )
+def doc_to_attention_html(doc: Doc, top_k: int = 3) -> str:
+    """The Doc's text with each token highlighted by its `textcat_attention` weight, and its top
+    categories; "" when the Doc has no ``doc._.textcat_attention`` weights.
+
+    A token's weight is the mean over the attention heads, divided by the Doc's largest one;
+    it is the opacity of the token's background. The tokens are plain HTML
+    ``<span class="attention-token">`` with their text escaped (displaCy has no token
+    highlighting). Below them, the `top_k` highest ``doc.cats`` with their scores.
+    """
+    weights = doc._.get(ATTENTION_ATTR)
+    if weights is None:
+        return ""
+    per_token = weights.mean(axis=0) if weights.shape[0] else weights.sum(axis=0)
+    top = float(per_token.max()) if per_token.size else 0.0
+    tokens = []
+    for token, weight in zip(doc, per_token):
+        alpha = float(weight) / top if top > 0 else 0.0
+        tokens.append(
+            f'<span class="attention-token" title="{float(weight):.4f}" '
+            f'style="background-color: rgba(255, 140, 0, {alpha:.3f}); border-radius: 0.2em">'
+            f"{html.escape(token.text)}</span>{html.escape(token.whitespace_)}"
+        )
+    parts = [
+        '<div class="attention" style="margin-top: 1rem; line-height: 2; white-space: pre-wrap">'
+        + "".join(tokens)
+        + "</div>"
+    ]
+    cats = sorted(doc.cats.items(), key=lambda item: -item[1])[:top_k]
+    if cats:
+        shown = ", ".join(f"<b>{html.escape(label)}</b> {score:.2f}" for label, score in cats)
+        parts.append(f'<div class="attention-cats" style="margin-top: 0.5rem">{shown}</div>')
+    return "".join(parts)
+
+
+def render_html(
+    parses: List[Dict[str, Any]],
+    options: Optional[Dict[str, Any]] = None,
+    below: Optional[List[str]] = None,
+) -> str:
+    """One HTML page with one displaCy ``dep`` figure per parse (see `doc_to_displacy`), each
+    followed, inside its figure, by the HTML of `below` at the same index (e.g. from
+    `doc_to_attention_html`; "" for nothing). displaCy's own page and figure templates."""
+    below = below if below is not None else [""] * len(parses)
+    if len(below) != len(parses):
+        raise ValueError(f"render_html: {len(parses)} parses but {len(below)} 'below' entries")
+    figures = []
+    for parse, extra in zip(parses, below):
+        svg = displacy.render(
+            parse, style="dep", manual=True, page=False, jupyter=False, options=options or {}
+        )
+        figures.append(TPL_FIGURE.format(content=svg + extra))
+    settings = parses[0].get("settings", {}) if parses else {}
+    return TPL_PAGE.format(
+        content="".join(figures),
+        lang=settings.get("lang", "en"),
+        dir=settings.get("direction", "ltr"),
+    ).strip()  # as displacy.render
 
 
 # --- the pipeline run ---------------------------------------------------------------------------
@@ -267,6 +324,8 @@ class ExtractionSummary:
     n_skipped_arcs: int = 0
     seconds: float = 0.0
     html_parses: List[Dict[str, Any]] = field(default_factory=list)
+    # Per drawn document: its `doc_to_attention_html` ("" without textcat_attention weights).
+    html_attention: List[str] = field(default_factory=list)
 
     @property
     def words_per_second(self) -> float:
@@ -285,8 +344,8 @@ def extract(
 ) -> ExtractionSummary:
     """Process `documents` with ``nlp.pipe`` and `write` one JSON line (with its "\\n") per
     document as it comes, in input order: N documents in, N lines out. Memory stays constant in
-    the number of documents, except for the displaCy parses of the first `html_limit` documents,
-    kept in the summary for `render_html`.
+    the number of documents, except for the displaCy parses (and attention highlights) of the
+    first `html_limit` documents, kept in the summary for `render_html`.
 
     documents (Iterable[InputDoc]): ``(text, meta)`` pairs, e.g. from `read_documents`.
     write (Callable[[str], Any]): receives each line, e.g. ``file.write``.
@@ -294,7 +353,7 @@ def extract(
     html_limit (int): how many documents to draw (0: none).
     progress (Optional[Callable[[int], Any]]): called with the number of documents done, e.g.
         ``tqdm.update``.
-    RETURNS (ExtractionSummary): the counts, the time and the displaCy parses.
+    RETURNS (ExtractionSummary): the counts, the time, the displaCy parses and highlights.
     """
     summary = ExtractionSummary()
     start = time.perf_counter()
@@ -305,6 +364,7 @@ def extract(
         if summary.n_docs < html_limit:
             parse, skipped = doc_to_displacy(doc, title=f"#{summary.n_docs + 1}")
             summary.html_parses.append(parse)
+            summary.html_attention.append(doc_to_attention_html(doc))
             summary.n_skipped_arcs += skipped
         summary.n_docs += 1
         summary.n_words += sum(1 for token in doc if not token.is_space)

@@ -1,5 +1,6 @@
 """``spacy-ie extract`` and `spacy_ie.extract`: input formats, records, order, HTML, errors."""
 import json
+import re
 from pathlib import Path
 from typing import List
 
@@ -15,6 +16,7 @@ from spacy_ie.cli import app
 from spacy_ie.extract import (
     InputError,
     count_documents,
+    doc_to_attention_html,
     doc_to_displacy,
     doc_to_record,
     read_documents,
@@ -245,3 +247,24 @@ def test_doc_to_displacy(annotated_doc):
     assert skipped == 2 and parse["title"] == "&lt;doc&gt;"
     page = render_html([parse, doc_to_displacy(annotated_doc[:0].as_doc())[0]])
     assert page.count("<svg") == 2 and "CONTAINS 0.80" in page and "Charles Babbage" in page
+
+
+def test_doc_to_attention_html():
+    doc = spacy.blank("en")("AT&T hired <Ann> .")  # AT&T | hired | < | Ann | > | .
+    assert doc_to_attention_html(doc) == ""  # no textcat_attention weights: nothing to draw
+    doc._.textcat_attention = [[0.1, 0.1, 0.0, 0.6, 0.0, 0.2], [0.3, 0.1, 0.0, 0.2, 0.0, 0.4]]
+    doc.cats = {"B": 0.2, "A": 0.9, "C": 0.5, "D": 0.1}
+    markup = doc_to_attention_html(doc, top_k=2)
+    spans = re.findall(r'rgba\(255, 140, 0, ([0-9.]+)\); [^"]*">([^<]*)</span>', markup)
+    # mean over the heads (0.2, 0.1, 0, 0.4, 0, 0.3) divided by its max
+    assert spans == [("0.500", "AT&amp;T"), ("0.250", "hired"), ("0.000", "&lt;"),
+                     ("1.000", "Ann"), ("0.000", "&gt;"), ("0.750", ".")]  # fmt: skip
+    assert "<b>A</b> 0.90, <b>C</b> 0.50</div>" in markup and "<b>B</b>" not in markup
+    empty = spacy.blank("en")("")
+    empty._.textcat_attention = [[], []]
+    assert 'class="attention"' in doc_to_attention_html(empty)
+    page = render_html([doc_to_displacy(doc)[0], doc_to_displacy(empty)[0]], below=[markup, ""])
+    assert page.count("<svg") == 2 and page.count(markup) == 1
+    assert page.index("<svg") < page.index(markup) < page.rindex("<svg")  # under its own figure
+    with pytest.raises(ValueError):
+        render_html([doc_to_displacy(doc)[0]], below=[])

@@ -43,7 +43,9 @@ def extract_cli(
         Optional[Path],
         typer.Option(
             "--html",
-            help="Also write an HTML page drawing the entities and relations with displaCy.",
+            help="Also write an HTML page drawing the entities and relations with displaCy "
+            "(with a textcat_attention component, also each doc's tokens highlighted by "
+            "attention weight and its top categories).",
             show_default=False,
         ),
     ] = None,
@@ -119,7 +121,9 @@ def extract_cli(
             )
             if html_path is not None:
                 html_file = stack.enter_context(_atomic_open(html_path))
-                html_file.write(render_html(summary.html_parses))
+                html_file.write(
+                    render_html(summary.html_parses, below=summary.html_attention)
+                )
             # Leaving the stack renames the HTML page, then the output, into place.
     except InputError as err:
         _fail("Cannot read the input; nothing was written", str(err))
@@ -143,6 +147,8 @@ def extract_cli(
         drawn = len(summary.html_parses)
         limit_note = f" (--html-limit {html_limit})" if drawn < summary.n_docs else ""
         _say("info", f"Drew {drawn} of {summary.n_docs} docs{limit_note} -> {html_path}")
+        if any(summary.html_attention):
+            _say("info", "Tokens highlighted by textcat_attention weight (mean over heads)")
         if summary.n_skipped_arcs:
             _say(
                 "warn",

@@ -15,10 +15,15 @@ among ``spans`` (``head_span``/``child_span`` only break ties between spans endi
 token: Prodigy's copies can be stale). Only ``accept`` tasks become Docs; ``reject`` and
 ``ignore`` tasks are counted in the summary. The Doc is built from the task's tokens
 (``text`` and ``ws``), so its token indices are Prodigy's.
+
+Document labels, optional, follow Prodigy's ``textcat`` choice tasks: ``"options": [{"id":
+label, "text": ...}, ...]`` lists the labels and ``"accept": [label, ...]`` the chosen ones;
+``doc.cats`` gets 1.0 for each accepted option and 0.0 for the others (a task without
+``options`` has no cats).
 """
 import json
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -117,7 +122,23 @@ def _task_to_doc(
         head = _find_entity(entities, rel, "head", j, path, loc)
         tail = _find_entity(entities, rel, "child", j, path, loc)
         relations.append((head, tail, label))
+    doc.cats = _task_cats(task, path, loc)
     return annotate_doc(doc, entities, relations, summary)
+
+
+def _task_cats(task: dict, path: Path, loc: str) -> Dict[str, float]:
+    """``doc.cats`` from a task's ``options`` and ``accept`` (Prodigy's textcat choice tasks):
+    1.0 for the accepted options, 0.0 for the others; {} without ``options``."""
+    labels: List[str] = []
+    for j, option in enumerate(get_list(task, "options", path, loc, required=False)):
+        check(isinstance(option, dict) and "id" in option, path, loc,
+              f"option {j} must be an object with an 'id', got {option!r:.80}")
+        labels.append(check_label(option["id"], path, loc, f"option {j}: 'id'"))
+    accepted = get_list(task, "accept", path, loc, required=False)
+    for label in accepted:
+        check(label in labels, path, loc,
+              f"'accept' has {label!r:.40}, which is not the 'id' of any of the 'options'")
+    return {label: float(label in accepted) for label in labels}
 
 
 def _span_to_entity(
