@@ -1,6 +1,7 @@
 """Which entity pairs a relation extractor scores: `spacy_ie.EntityPairCandidates.v1`."""
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+import numpy
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 
@@ -43,29 +44,31 @@ class EntityPairCandidates:
         self._allowed: Set[TypePair] = set().union(*self.type_constraints.values())
 
     def __call__(self, doc: Doc, spans: Sequence[Span]) -> List[Tuple[Span, Span]]:
-        """The candidate pairs among `spans` (spans of `doc`), closest first when capped."""
+        """The candidate pairs among `spans` (spans of `doc`), in (head, tail) index order;
+        when capped, the `max_candidates` closest pairs (ties in that order). Vectorized over
+        the (n_spans, n_spans) pair matrix."""
         if len(spans) < 2:
             return []
-        has_sents = doc.has_annotation("SENT_START")
-        sent_ids = [s.sent.start for s in spans] if has_sents else None
-        allowed = self._allowed if self.type_constraints else None
-        pairs = []
-        for i, head in enumerate(spans):
-            for j, tail in enumerate(spans):
-                if i == j or (head.start == tail.start and head.end == tail.end):
-                    continue
-                if sent_ids is not None and sent_ids[i] != sent_ids[j]:
-                    continue
-                gap = max(tail.start - head.end, head.start - tail.end, 0)
-                if gap > self.max_distance:
-                    continue
-                if allowed is not None and (head.label_, tail.label_) not in allowed:
-                    continue
-                pairs.append((gap, i, j))
-        if len(pairs) > self.max_candidates:
-            pairs.sort()
-            pairs = sorted(pairs[: self.max_candidates], key=lambda p: (p[1], p[2]))
-        return [(spans[i], spans[j]) for _, i, j in pairs]
+        starts = numpy.asarray([s.start for s in spans])
+        ends = numpy.asarray([s.end for s in spans])
+        # gap[i, j]: tokens between head i and tail j, 0 when adjacent or overlapping
+        gap = numpy.maximum(starts[None, :] - ends[:, None], starts[:, None] - ends[None, :])
+        gap = numpy.maximum(gap, 0)
+        same_span = (starts[:, None] == starts[None, :]) & (ends[:, None] == ends[None, :])
+        ok = (gap <= self.max_distance) & ~same_span
+        if doc.has_annotation("SENT_START"):
+            sents = numpy.asarray([s.sent.start for s in spans])
+            ok &= sents[:, None] == sents[None, :]
+        if self.type_constraints:
+            labels = sorted({s.label_ for s in spans})
+            ids = numpy.asarray([labels.index(s.label_) for s in spans])
+            allowed = numpy.asarray([[(h, t) in self._allowed for t in labels] for h in labels])
+            ok &= allowed[ids[:, None], ids[None, :]]
+        heads, tails = numpy.nonzero(ok)
+        if len(heads) > self.max_candidates:
+            keep = numpy.sort(numpy.argsort(gap[heads, tails], kind="stable")[: self.max_candidates])
+            heads, tails = heads[keep], tails[keep]
+        return [(spans[i], spans[j]) for i, j in zip(heads.tolist(), tails.tolist())]
 
     def initialize(self, gold_relations: Iterable[Tuple[str, str, str]]) -> None:
         """Learn the type constraints from (relation label, head label, tail label) triples,
