@@ -19,6 +19,7 @@ cost is one (n_tokens, nI) x (nI, nK) product plus O(total context length * nK).
 """
 from typing import Callable, NamedTuple, Optional, Tuple
 
+import numpy
 from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats1d, Floats2d, Ints1d
@@ -82,7 +83,6 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = N
 
 def forward(model: Model[InT, OutT], inputs: InT, is_train: bool) -> Tuple[OutT, Callable]:
     ops = model.ops
-    xp = ops.xp
     X, P, contexts = inputs
     idx, roles, lengths = contexts
     Wk = model.get_param("Wk")
@@ -90,8 +90,9 @@ def forward(model: Model[InT, OutT], inputs: InT, is_train: bool) -> Tuple[OutT,
     R = model.get_param("R")
     scale = model.get_dim("nK") ** -0.5
     n_candidates = P.shape[0]
-    # Candidate index of each context token: (total_length,)
-    owner = xp.repeat(xp.arange(n_candidates, dtype="int32"), lengths)
+    # Candidate index of each context token: (total_length,). Built on the host: cupy.repeat
+    # takes no array of repeats, and `lengths` is small.
+    owner = ops.asarray1i(numpy.repeat(numpy.arange(n_candidates), ops.to_numpy(lengths)))
 
     KX = ops.gemm(X, Wk)  # (n_tokens, nK), once per token
     K = KX[idx] + R[roles]  # (total_length, nK)
