@@ -13,6 +13,7 @@ from thinc.api import Config, Model, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..candidates import EntityPairCandidates
+from ..ml import DEFAULT_TOK2VEC_CONFIG
 from ..ml.relation_model import Candidates, RelationScores
 from ..relations import Relation, register_extensions
 
@@ -26,18 +27,8 @@ dropout = 0.1
 label_width = 16
 distance_width = 16
 context_window = 10
-
-[model.tok2vec]
-@architectures = "spacy.HashEmbedCNN.v2"
-pretrained_vectors = null
-width = 96
-depth = 4
-embed_size = 2000
-window_size = 1
-maxout_pieces = 3
-subword_features = true
 """
-DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)["model"]
 
 
 @Language.factory(

@@ -24,6 +24,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
 
+from ..ml import DEFAULT_TOK2VEC_CONFIG
 from ..ml.textcat_attention import POOLING_REF, predict_with_attention
 
 ATTENTION_ATTR = "textcat_attention"
@@ -41,18 +42,8 @@ key_transform = true
 entity_aware = false
 entity_rows = 64
 nO = null
-
-[model.tok2vec]
-@architectures = "spacy.HashEmbedCNN.v2"
-pretrained_vectors = null
-width = 96
-depth = 4
-embed_size = 2000
-window_size = 1
-maxout_pieces = 3
-subword_features = true
 """
-DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)["model"]
 
 
 def get_attention(doc: Doc) -> Optional[numpy.ndarray]:
