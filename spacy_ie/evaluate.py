@@ -128,15 +128,17 @@ def configured_thresholds(component: RelationExtractor) -> Dict[str, float]:
 @contextmanager
 def lowered_threshold(component: RelationExtractor, threshold: float) -> Iterator[None]:
     """Within the block, `component` predicts every label scoring at least `threshold`
-    (global threshold lowered, per-label thresholds cleared); restored afterwards, also on error.
+    (global threshold lowered, per-label thresholds cleared, `one_relation_per_pair` off: which
+    direction wins depends on the thresholds, so `filter_relations` applies it afterwards);
+    restored afterwards, also on error.
     """
     cfg = component.cfg
-    saved = cfg["threshold"], cfg["thresholds"]
-    cfg["threshold"], cfg["thresholds"] = float(threshold), {}
+    saved = cfg["threshold"], cfg["thresholds"], cfg.get("one_relation_per_pair", False)
+    cfg["threshold"], cfg["thresholds"], cfg["one_relation_per_pair"] = float(threshold), {}, False
     try:
         yield
     finally:
-        cfg["threshold"], cfg["thresholds"] = saved
+        cfg["threshold"], cfg["thresholds"], cfg["one_relation_per_pair"] = saved
 
 
 def predict_view(
@@ -186,16 +188,29 @@ def filter_relations(
     records: Sequence[List[Dict[str, Any]]],
     thresholds: Dict[str, float],
     default: float,
+    one_relation_per_pair: bool = False,
 ) -> None:
     """Set each Doc's relations to those of its `records` (``doc._.relations_data`` form) that
     reach their label's threshold (`thresholds`, else `default`), compared in float32 as the
-    component does, so the result equals a run at these thresholds."""
+    component does, so the result equals a run at these thresholds. With
+    `one_relation_per_pair`, then keep per pair only the direction with the likeliest relation
+    (ties: the direction whose head comes first), as the component does."""
     limits = {label: float(numpy.float32(t)) for label, t in thresholds.items()}
     default32 = float(numpy.float32(default))
     for doc, doc_records in zip(docs, records):
-        doc._.relations = [
-            r for r in doc_records if r["score"] >= limits.get(r["label"], default32)
-        ]
+        kept = [r for r in doc_records if r["score"] >= limits.get(r["label"], default32)]
+        if one_relation_per_pair:
+            best: Dict[Tuple, Tuple[float, bool]] = {}
+            for r in kept:
+                head, tail = tuple(r["head"][:2]), tuple(r["tail"][:2])
+                pair, forward = tuple(sorted((head, tail))), head <= tail
+                best[pair] = max(best.get(pair, (-1.0, forward)), (r["score"], forward))
+            kept = [
+                r for r in kept
+                if best[tuple(sorted((tuple(r["head"][:2]), tuple(r["tail"][:2]))))][1]
+                == (tuple(r["head"][:2]) <= tuple(r["tail"][:2]))
+            ]
+        doc._.relations = kept
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -223,12 +238,17 @@ def score_view(
     docs = [eg.predicted for eg in examples]
     records = [doc._.relations_data for doc in docs]
 
+    single = bool(component.cfg.get("one_relation_per_pair", False))
+    if single:
+        # Exact for every global threshold: the winning direction's top score is >= the
+        # other's, so the other never passes alone (per-label thresholds: an approximation).
+        filter_relations(docs, records, {}, min(grid), single)
     curves = sweep_thresholds(
         examples, labels=labels, symmetric_labels=symmetric, thresholds=grid
     )
     per_type_tuning: Dict[str, Dict[str, float]] = {}
     tuned: Dict[str, float] = {}
-    filter_relations(docs, records, configured, default)
+    filter_relations(docs, records, configured, default, single)
     scores = score_relations(examples, labels=labels, symmetric_labels=symmetric)
     for label in labels:
         curve = curves["per_type"][label]
@@ -242,9 +262,9 @@ def score_view(
         }
         better = curve["best_f"] > configured_f
         tuned[label] = curve["best_threshold"] if better else configured[label]
-    filter_relations(docs, records, tuned, default)
+    filter_relations(docs, records, tuned, default, single)
     tuned_f = score_relations(examples, labels=labels, symmetric_labels=symmetric)["rel_micro_f"]
-    filter_relations(docs, records, configured, default)  # leave the configured predictions
+    filter_relations(docs, records, configured, default, single)  # leave the configured ones
     micro = curves["micro"]
     return {
         "n_docs": len(examples),

@@ -88,12 +88,19 @@ def test_configured_scores_equal_a_normal_run(nlp, examples):
     """Scores filtered from the lowered-threshold pass = nlp.evaluate at the configured
     thresholds, also with a per-label threshold; the thresholds are restored afterwards."""
     _, rel = find_relation_extractor(nlp)
-    saved = rel.cfg["threshold"], rel.cfg["thresholds"]
+    saved = rel.cfg["threshold"], rel.cfg["thresholds"], rel.cfg["one_relation_per_pair"]
+    settings = [
+        (0.5, {}, False),
+        (0.6, {"BORN_IN": 0.3, "WORKS_FOR": 0.45}, False),
+        (0.2, {"BORN_IN": 0.3, "WORKS_FOR": 0.45}, True),  # direction chosen after thresholds
+    ]
     try:
-        for threshold, per_label in ((0.5, {}), (0.6, {"BORN_IN": 0.3, "WORKS_FOR": 0.45})):
+        for threshold, per_label, single in settings:
             rel.cfg["threshold"], rel.cfg["thresholds"] = threshold, per_label
+            rel.cfg["one_relation_per_pair"] = single
             results = evaluate_relations(nlp, examples)
             assert rel.cfg["threshold"] == threshold and rel.cfg["thresholds"] is per_label
+            assert rel.cfg["one_relation_per_pair"] is single
             normal = nlp.evaluate(examples)
             ours = results["views"]["end_to_end"]["scores"]
             assert ours["rel_micro_f"] > 0
@@ -103,7 +110,7 @@ def test_configured_scores_equal_a_normal_run(nlp, examples):
             assert results["ner"]["ents_f"] == normal["ents_f"]
             assert results["thresholds"]["BORN_IN"] == per_label.get("BORN_IN", threshold)
     finally:
-        rel.cfg["threshold"], rel.cfg["thresholds"] = saved
+        rel.cfg["threshold"], rel.cfg["thresholds"], rel.cfg["one_relation_per_pair"] = saved
 
 
 def test_lowered_pass_holds_low_scores_and_filters_to_a_normal_run(nlp, examples):

@@ -279,3 +279,24 @@ def test_candidates_sentence_distance_and_cap(nlp):
         token.is_sent_start = i in (0, 4)
     pairs = EntityPairCandidates()(doc, spans)
     assert sorted((h.text, t.text) for h, t in pairs) == [("A", "B"), ("B", "A"), ("C", "D"), ("D", "C")]
+
+
+def test_one_relation_per_pair_keeps_the_likelier_direction(nlp):
+    examples = make_examples(nlp)
+    re = nlp.add_pipe(
+        "relation_extractor",
+        config={"model": SMALL_MODEL, "exclusive_classes": True, "threshold": 0.0},
+    )
+    train(nlp, examples, steps=20)
+    doc = examples[0].predicted.copy()
+    both = re(doc.copy())._.relations  # threshold 0: one label for each of the 6 directions
+    assert len(both) == 6
+    re.cfg["one_relation_per_pair"] = True
+    single = re(doc.copy())._.relations
+    assert len(single) == 3  # 3 entities: 3 unordered pairs, one relation each
+    by_pair = {}
+    for rel in both:
+        key = frozenset([(rel.head.start, rel.head.end), (rel.tail.start, rel.tail.end)])
+        by_pair.setdefault(key, []).append(rel)
+    expected = sorted((max(rels, key=lambda r: r.score).head.text, max(rels, key=lambda r: r.score).label) for rels in by_pair.values())
+    assert sorted((r.head.text, r.label) for r in single) == expected

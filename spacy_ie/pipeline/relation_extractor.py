@@ -41,6 +41,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)
         "threshold": 0.5,
         "thresholds": None,
         "exclusive_classes": False,
+        "one_relation_per_pair": False,
         "symmetric_labels": [],
         "store_attention": False,
         "scorer": {"@scorers": "spacy_ie.relation_scorer.v1"},
@@ -61,6 +62,7 @@ def make_relation_extractor(
     threshold: float,
     thresholds: Optional[Dict[str, float]],
     exclusive_classes: bool,
+    one_relation_per_pair: bool,
     symmetric_labels: List[str],
     store_attention: bool,
     scorer: Optional[Callable],
@@ -75,6 +77,7 @@ def make_relation_extractor(
         threshold=threshold,
         thresholds=thresholds,
         exclusive_classes=exclusive_classes,
+        one_relation_per_pair=one_relation_per_pair,
         symmetric_labels=symmetric_labels,
         store_attention=store_attention,
         scorer=scorer,
@@ -106,7 +109,9 @@ class RelationExtractor(TrainablePipe):
       cross-entropy loss, at most one label per pair (like spaCy's textcat).
     `threshold` applies to every label without an entry in `thresholds`. For a label in
     `symmetric_labels` the two directions of a pair get their mean probability and one relation
-    is written, with the earlier span as head. With `store_attention`, each predicted relation
+    is written, with the earlier span as head. With `one_relation_per_pair`, of a pair's two
+    directions only the likelier keeps its relations (SemEval-2010 Task 8: one directed relation
+    per sentence). With `store_attention`, each predicted relation
     keeps its context span and the context attention weights.
 
     During training the candidates come from the gold spans of each example (aligned to the
@@ -125,6 +130,7 @@ class RelationExtractor(TrainablePipe):
         threshold: float = 0.5,
         thresholds: Optional[Dict[str, float]] = None,
         exclusive_classes: bool = False,
+        one_relation_per_pair: bool = False,
         symmetric_labels: Sequence[str] = (),
         store_attention: bool = False,
         scorer: Optional[Callable] = None,
@@ -143,6 +149,7 @@ class RelationExtractor(TrainablePipe):
             "threshold": threshold,
             "thresholds": dict(thresholds or {}),
             "exclusive_classes": exclusive_classes,
+            "one_relation_per_pair": one_relation_per_pair,
             "symmetric_labels": list(symmetric_labels),
             "store_attention": store_attention,
             "type_constraints": self.candidates.to_dict(),
@@ -203,6 +210,14 @@ class RelationExtractor(TrainablePipe):
             best = numpy.zeros_like(keep)
             best[numpy.arange(len(pairs)), numpy.where(allowed, probs, -1.0).argmax(axis=1)] = True
             keep &= best
+        if self.cfg["one_relation_per_pair"] and len(pairs):
+            # Of a pair's two directions, keep only the one whose kept relation is likeliest
+            # (ties: the direction scored first).
+            top = numpy.where(keep, probs, -1.0).max(axis=1)
+            reverse = _reverse_rows(pairs)
+            rows = numpy.arange(len(pairs))
+            beaten = (top[reverse] > top) | ((top[reverse] == top) & (reverse < rows))
+            keep[beaten & (reverse != rows)] = False
         relations: List[List[Relation]] = [[] for _ in docs]
         contexts = predictions.scores.contexts
         attention = offsets = None
@@ -235,10 +250,7 @@ class RelationExtractor(TrainablePipe):
         columns = [c for c, label in enumerate(self.labels) if label in self.cfg["symmetric_labels"]]
         if not columns or not pairs:
             return probs
-        row_of = {(i, h.start, h.end, t.start, t.end): r for r, (i, h, t) in enumerate(pairs)}
-        reverse = numpy.asarray(
-            [row_of.get((i, t.start, t.end, h.start, h.end), r) for r, (i, h, t) in enumerate(pairs)]
-        )
+        reverse = _reverse_rows(pairs)
         later = numpy.asarray([(h.start, h.end) > (t.start, t.end) for _, h, t in pairs])
         probs = probs.copy()
         mean = (probs[:, columns] + probs[reverse][:, columns]) / 2
@@ -401,6 +413,16 @@ class RelationExtractor(TrainablePipe):
         super().from_bytes(bytes_data, exclude=exclude)
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
         return self
+
+
+def _reverse_rows(pairs: List[Tuple[int, Span, Span]]) -> numpy.ndarray:
+    """For each (doc index, head, tail) row, the row of (doc index, tail, head), or itself when
+    that direction was not scored: (n_pairs,)."""
+    row_of = {(i, h.start, h.end, t.start, t.end): r for r, (i, h, t) in enumerate(pairs)}
+    return numpy.asarray(
+        [row_of.get((i, t.start, t.end, h.start, h.end), r) for r, (i, h, t) in enumerate(pairs)],
+        dtype="int64",
+    ).reshape(len(pairs))
 
 
 def align_spans(eg: Example, spans: Sequence[Span]) -> List[Optional[Span]]:
