@@ -199,7 +199,10 @@ class RelationExtractor(TrainablePipe):
         labels = self.labels
         docs = list(docs)
         pairs = [(i, h, t) for i, doc_pairs in enumerate(predictions.candidates) for h, t in doc_pairs]
-        probs = self._symmetrize(pairs, predictions.probs[:, : len(labels)])
+        # (doc, tail, head) row of each pair: needed for symmetric labels and one_relation_per_pair
+        needs_reverse = self.cfg["symmetric_labels"] or self.cfg["one_relation_per_pair"]
+        reverse = _reverse_rows(pairs) if needs_reverse else None
+        probs = self._symmetrize(pairs, reverse, predictions.probs[:, : len(labels)])
         allowed = self._allowed_mask(pairs)
         thresholds = numpy.asarray(
             [self.cfg["thresholds"].get(label, self.cfg["threshold"]) for label in labels],
@@ -214,7 +217,6 @@ class RelationExtractor(TrainablePipe):
             # Of a pair's two directions, keep only the one whose kept relation is likeliest
             # (ties: the direction scored first).
             top = numpy.where(keep, probs, -1.0).max(axis=1)
-            reverse = _reverse_rows(pairs)
             rows = numpy.arange(len(pairs))
             beaten = (top[reverse] > top) | ((top[reverse] == top) & (reverse < rows))
             keep[beaten & (reverse != rows)] = False
@@ -244,13 +246,17 @@ class RelationExtractor(TrainablePipe):
             return ops.to_numpy(ops.softmax(logits)) if len(logits) else ops.to_numpy(logits)
         return ops.to_numpy(ops.sigmoid(logits))
 
-    def _symmetrize(self, pairs: List[Tuple[int, Span, Span]], probs: numpy.ndarray) -> numpy.ndarray:
+    def _symmetrize(
+        self,
+        pairs: List[Tuple[int, Span, Span]],
+        reverse: Optional[numpy.ndarray],
+        probs: numpy.ndarray,
+    ) -> numpy.ndarray:
         """Mean of both directions for symmetric labels, kept on the earlier-head direction only
         (the other direction, when it was scored too, is zeroed)."""
         columns = [c for c, label in enumerate(self.labels) if label in self.cfg["symmetric_labels"]]
         if not columns or not pairs:
             return probs
-        reverse = _reverse_rows(pairs)
         later = numpy.asarray([(h.start, h.end) > (t.start, t.end) for _, h, t in pairs])
         probs = probs.copy()
         mean = (probs[:, columns] + probs[reverse][:, columns]) / 2
