@@ -5,10 +5,12 @@
         [--output benchmarks/results/textcat_trec.json]
 
 Every architecture is trained with configs/textcat_trec.cfg (spaCy's `textcat`, exclusive
-classes) with only `[components.textcat.model]` swapped: the same CNN tok2vec component
-(shared through a listener), batcher, optimizer, seed and step budget. The one exception is
-`spacy.TextCatBOW.v3`, a sparse bag-of-n-grams model without token vectors: its pipeline has no
-tok2vec. For each seed the model with the best dev `cats_score` (macro F1) is kept and scored
+classes) with only `[components.textcat.model]` swapped: the same encoder component (shared
+through the listener block of the base config's textcat model), batcher, optimizer, seed and
+step budget. `--config configs/textcat_trec_trf.cfg` runs the same comparison on a fine-tuned
+transformer (set HF_HUB_OFFLINE=1 and `--paths-transformer-name` for a local model). The one
+exception is `spacy.TextCatBOW.v3`, a sparse bag-of-n-grams model without token vectors: its
+pipeline has no encoder. For each seed the model with the best dev `cats_score` (macro F1) is kept and scored
 once on test.
 
 Reported per architecture, mean ± std over seeds: test accuracy and macro F1 (argmax over the
@@ -37,11 +39,7 @@ from spacy.training.loop import train as train_loop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "textcat_trec.cfg"
-LISTENER = {
-    "@architectures": "spacy.Tok2VecListener.v1",
-    "width": "${components.tok2vec.model.encode.width}",
-    "upstream": "*",
-}
+LISTENER = "listener"  # placeholder for the listener block of the base config's textcat model
 BOW = {
     "@architectures": "spacy.TextCatBOW.v3",
     "exclusive_classes": True,
@@ -79,7 +77,15 @@ ARCHITECTURES: Dict[str, Optional[Dict[str, Any]]] = {
 }
 
 
-def make_config(config_path: Path, corpus: Path, arch: str, seed: int, max_steps: int, eval_frequency: int):
+def make_config(
+    config_path: Path,
+    corpus: Path,
+    arch: str,
+    seed: int,
+    max_steps: int,
+    eval_frequency: int,
+    transformer_name: Optional[str] = None,
+):
     overrides = {
         "paths.train": str(corpus / "train.spacy"),
         "paths.dev": str(corpus / "dev.spacy"),
@@ -89,20 +95,33 @@ def make_config(config_path: Path, corpus: Path, arch: str, seed: int, max_steps
         "training.patience": 0,  # the step budget alone ends training: the same for all
         "training.logger.progress_bar": False,
     }
+    if transformer_name is not None:
+        overrides["paths.transformer_name"] = transformer_name
     config = spacy.util.load_config(config_path, overrides=overrides, interpolate=False)
+    listener = config["components"]["textcat"]["model"]["tok2vec"]
     block = ARCHITECTURES[arch]
     if block is not None:
-        config["components"]["textcat"]["model"] = json.loads(json.dumps(block))
-    if not _uses_tok2vec(config["components"]["textcat"]["model"]):
-        config["nlp"]["pipeline"] = [p for p in config["nlp"]["pipeline"] if p != "tok2vec"]
-        del config["components"]["tok2vec"]
+        config["components"]["textcat"]["model"] = _with_listener(block, listener)
+    if not _uses_listener(config["components"]["textcat"]["model"]):
+        for name in [p for p in config["nlp"]["pipeline"] if p != "textcat"]:
+            config["nlp"]["pipeline"].remove(name)
+            del config["components"][name]
     return config
 
 
-def _uses_tok2vec(block: Any) -> bool:
+def _with_listener(block: Any, listener: Dict[str, Any]) -> Any:
+    """A deep copy of `block` with each LISTENER placeholder replaced by `listener`."""
+    if block == LISTENER:
+        return json.loads(json.dumps(listener))
     if isinstance(block, dict):
-        return block.get("@architectures") == "spacy.Tok2VecListener.v1" or any(
-            _uses_tok2vec(v) for v in block.values()
+        return {key: _with_listener(value, listener) for key, value in block.items()}
+    return block
+
+
+def _uses_listener(block: Any) -> bool:
+    if isinstance(block, dict):
+        return "Listener" in str(block.get("@architectures", "")) or any(
+            _uses_listener(v) for v in block.values()
         )
     return False
 
@@ -130,8 +149,16 @@ def words_per_second(nlp, texts: List[str], repeats: int = 3) -> float:
     return n_words / best
 
 
-def run_one(config_path: Path, corpus: Path, arch: str, seed: int, max_steps: int, eval_frequency: int) -> Dict[str, Any]:
-    config = make_config(config_path, corpus, arch, seed, max_steps, eval_frequency)
+def run_one(
+    config_path: Path,
+    corpus: Path,
+    arch: str,
+    seed: int,
+    max_steps: int,
+    eval_frequency: int,
+    transformer_name: Optional[str] = None,
+) -> Dict[str, Any]:
+    config = make_config(config_path, corpus, arch, seed, max_steps, eval_frequency, transformer_name)
     with tempfile.TemporaryDirectory() as tmp:
         nlp = init_nlp(config)
         log = StringIO()
@@ -180,6 +207,9 @@ def main(
     eval_frequency: int = typer.Option(200, help="Steps between dev evaluations."),
     config: Path = typer.Option(DEFAULT_CONFIG, help="Base config; its textcat model is ours."),
     architectures: str = typer.Option(",".join(ARCHITECTURES), help="Comma-separated subset."),
+    paths_transformer_name: Optional[str] = typer.Option(
+        None, help="[paths] transformer_name of a transformer config: a hub name or a local directory."
+    ),
     output: Path = typer.Option(REPO_ROOT / "benchmarks" / "results" / "textcat_trec.json", help="JSON results."),
 ) -> None:
     names = [a.strip() for a in architectures.split(",") if a.strip()]
@@ -189,7 +219,7 @@ def main(
     runs = []
     for arch in names:
         for seed in range(seeds):
-            result = run_one(config, corpus, arch, seed, max_steps, eval_frequency)
+            result = run_one(config, corpus, arch, seed, max_steps, eval_frequency, paths_transformer_name)
             runs.append(result)
             print(
                 f"{arch} seed={seed}: acc={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}"
@@ -205,6 +235,7 @@ def main(
         "seeds": seeds,
         "max_steps": max_steps,
         "eval_frequency": eval_frequency,
+        "transformer_name": paths_transformer_name,
         "spacy": spacy.__version__,
         "thinc": thinc.__version__,
         "python": sys.version.split()[0],

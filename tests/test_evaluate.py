@@ -18,7 +18,7 @@ from spacy_ie.evaluate import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-VIEW_KEYS = {"entities", "disabled", "n_docs", "scores", "sweep", "tuning"}
+VIEW_KEYS = {"entities", "disabled", "n_docs", "seconds", "words_per_second", "scores", "sweep", "tuning"}
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +52,14 @@ def test_cli_writes_json_with_both_views(cli_run):
     printed = " ".join(result.output.split())
     assert "Relations: end to end (predicted entities)" in printed
     assert "pick thresholds on dev data" in printed
+    assert printed.count("words/s") == 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["views"]) == {"end_to_end", "gold_entities"}
     assert metrics["views_coincide"] is False
     assert {"ents_p", "ents_r", "ents_f", "ents_per_type"} <= set(metrics["ner"])
     for view in metrics["views"].values():
         assert set(view) == VIEW_KEYS
+        assert view["seconds"] > 0 and view["words_per_second"] > 0
         scores = view["scores"]
         for key in ("rel_micro_f", "rel_macro_f", "rel_per_type", "rel_boundary_micro_f",
                     "rel_boundary_macro_p", "rel_boundary_per_type"):

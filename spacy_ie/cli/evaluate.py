@@ -88,6 +88,7 @@ def print_results(results: Dict[str, Any]) -> None:
         msg.divider(f"Relations: {VIEW_TITLES[view]}")
         if data["disabled"]:
             msg.text(f"Disabled: {', '.join(data['disabled'])}")
+        msg.text(f"Speed: {data['words_per_second']:,.0f} words/s ({data['seconds']:.1f} s, one pass)")
         rows = [
             (f"{match} {avg}",) + tuple(_pct(s[f"{prefix}_{avg}_{k}"]) for k in "prf")
             for match, prefix in (("strict", "rel"), ("boundaries", "rel_boundary"))
