@@ -1,7 +1,7 @@
 """TREC-6 text classification: spacy_ie.TextCatAttention.v1 against spaCy's textcat models.
 
     python benchmarks/prepare_trec.py ../shared/datasets/trec corpus/trec
-    python benchmarks/textcat_trec.py corpus/trec [--seeds 3] [--max-steps 3000] \
+    python benchmarks/textcat_trec.py corpus/trec [--seeds 3] [--max-steps 3000] [--jobs 2] \
         [--output benchmarks/results/textcat_trec.json]
 
 Every architecture is trained with configs/textcat_trec.cfg (spaCy's `textcat`, exclusive
@@ -10,8 +10,9 @@ through the listener block of the base config's textcat model), batcher, optimiz
 step budget. `--config configs/textcat_trec_trf.cfg` runs the same comparison on a fine-tuned
 transformer (set HF_HUB_OFFLINE=1 and `--paths-transformer-name` for a local model). The one
 exception is `spacy.TextCatBOW.v3`, a sparse bag-of-n-grams model without token vectors: its
-pipeline has no encoder. For each seed the model with the best dev `cats_score` (macro F1) is kept and scored
-once on test.
+pipeline has no encoder. For each seed the model with the best dev `cats_score` (macro F1) is
+kept and scored once on test. `--jobs N` trains N runs at once, each in a process of its own
+with one thread (more throughput on a small machine; the timings then share the cores).
 
 Reported per architecture, mean ± std over seeds: test accuracy and macro F1 (argmax over the
 6 labels, F1 per label averaged: spaCy's `cats_macro_f` for exclusive classes), training time
@@ -20,11 +21,13 @@ test texts (best of 3 passes of `nlp.pipe`, the whole pipeline, one process). Th
 holds every run and the settings.
 """
 import json
+import multiprocessing
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from io import StringIO
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -177,6 +180,15 @@ def run_one(
     return result
 
 
+def _one_thread() -> None:
+    """Worker initializer for parallel runs: one BLAS / torch thread per process."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     summary: Dict[str, Dict[str, float]] = {}
     for arch in dict.fromkeys(r["architecture"] for r in runs):
@@ -211,21 +223,32 @@ def main(
         None, help="[paths] transformer_name of a transformer config: a hub name or a local directory."
     ),
     output: Path = typer.Option(REPO_ROOT / "benchmarks" / "results" / "textcat_trec.json", help="JSON results."),
+    jobs: int = typer.Option(1, help="Runs trained at once, each in its own process with one thread."),
 ) -> None:
     names = [a.strip() for a in architectures.split(",") if a.strip()]
     unknown = [a for a in names if a not in ARCHITECTURES]
     if unknown:
         raise typer.BadParameter(f"unknown architectures {unknown}; known: {list(ARCHITECTURES)}")
+    todo = [(arch, seed) for arch in names for seed in range(seeds)]
+    args = (max_steps, eval_frequency, paths_transformer_name)
+    pool = None
+    if jobs > 1:
+        pool = ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), initializer=_one_thread)
+        futures = [pool.submit(run_one, config, corpus, arch, seed, *args) for arch, seed in todo]
+        results = (future.result() for future in futures)
+    else:
+        results = (run_one(config, corpus, arch, seed, *args) for arch, seed in todo)
     runs = []
-    for arch in names:
-        for seed in range(seeds):
-            result = run_one(config, corpus, arch, seed, max_steps, eval_frequency, paths_transformer_name)
-            runs.append(result)
-            print(
-                f"{arch} seed={seed}: acc={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}"
-                f" train={result['train_time_s']:.0f}s wps={result['wps']:,.0f}",
-                flush=True,
-            )
+    for result in results:  # in submission order, each printed when it is done
+        runs.append(result)
+        print(
+            f"{result['architecture']} seed={result['seed']}: acc={result['accuracy']:.4f}"
+            f" macro_f1={result['macro_f1']:.4f} train={result['train_time_s']:.0f}s"
+            f" wps={result['wps']:,.0f}",
+            flush=True,
+        )
+    if pool is not None:
+        pool.shutdown()
     summary = summarize(runs)
     print_table(summary, seeds)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +258,7 @@ def main(
         "seeds": seeds,
         "max_steps": max_steps,
         "eval_frequency": eval_frequency,
+        "jobs": jobs,
         "transformer_name": paths_transformer_name,
         "spacy": spacy.__version__,
         "thinc": thinc.__version__,
