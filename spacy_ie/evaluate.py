@@ -325,7 +325,8 @@ def evaluate_relations(
             the views coincide), where a view is
             {entities: "predicted"|"gold", disabled: [component], n_docs,
              seconds / words_per_second: wall time and speed (words = tokens) of the
-                 view's one pipeline pass (the lowered threshold adds nothing measurable),
+                 view's one pipeline pass (run with the lowered threshold, so it also
+                 writes the relations scoring below the configured thresholds),
              scores: score_relations keys at the configured thresholds
                  (rel_micro_p/r/f, rel_macro_p/r/f, rel_per_type, rel_boundary_*),
              sweep: {mode, thresholds, micro: curve, per_type: {label: curve}}
