@@ -80,15 +80,10 @@ ARCHITECTURES: Dict[str, Optional[Dict[str, Any]]] = {
 }
 
 
-def make_config(
-    config_path: Path,
-    corpus: Path,
-    arch: str,
-    seed: int,
-    max_steps: int,
-    eval_frequency: int,
-    transformer_name: Optional[str] = None,
-):
+def run_overrides(
+    corpus: Path, seed: int, max_steps: int, eval_frequency: int, transformer_name: Optional[str] = None
+) -> Dict[str, Any]:
+    """The config overrides (dotted keys) of one run: data, seed and step budget."""
     overrides = {
         "paths.train": str(corpus / "train.spacy"),
         "paths.dev": str(corpus / "dev.spacy"),
@@ -100,6 +95,12 @@ def make_config(
     }
     if transformer_name is not None:
         overrides["paths.transformer_name"] = transformer_name
+    return overrides
+
+
+def make_config(config_path: Path, arch: str, overrides: Dict[str, Any]):
+    """The base config with `overrides` and `arch`'s block as the textcat model; without an
+    encoder listener in that block (TextCatBOW), the encoder component is removed."""
     config = spacy.util.load_config(config_path, overrides=overrides, interpolate=False)
     listener = config["components"]["textcat"]["model"]["tok2vec"]
     block = ARCHITECTURES[arch]
@@ -152,16 +153,10 @@ def words_per_second(nlp, texts: List[str], repeats: int = 3) -> float:
     return n_words / best
 
 
-def run_one(
-    config_path: Path,
-    corpus: Path,
-    arch: str,
-    seed: int,
-    max_steps: int,
-    eval_frequency: int,
-    transformer_name: Optional[str] = None,
-) -> Dict[str, Any]:
-    config = make_config(config_path, corpus, arch, seed, max_steps, eval_frequency, transformer_name)
+def run_one(config_path: Path, corpus: Path, arch: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """Train `arch` with `overrides` (`run_overrides`), keep the best model on dev and score it
+    on corpus/test.spacy. RETURNS: architecture, seed, train_time_s, accuracy, macro_f1, wps."""
+    config = make_config(config_path, arch, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         nlp = init_nlp(config)
         log = StringIO()
@@ -174,7 +169,7 @@ def run_one(
     labels = list(best.get_pipe("textcat").labels)
     gold = [max(doc.cats, key=doc.cats.get) for doc in test_docs]
     pred = [max(doc.cats, key=doc.cats.get) for doc in best.pipe(texts, batch_size=256)]
-    result = {"architecture": arch, "seed": seed, "train_time_s": train_time}
+    result = {"architecture": arch, "seed": overrides["system.seed"], "train_time_s": train_time}
     result.update(scores(gold, pred, labels))
     result["wps"] = words_per_second(best, texts)
     return result
@@ -229,15 +224,18 @@ def main(
     unknown = [a for a in names if a not in ARCHITECTURES]
     if unknown:
         raise typer.BadParameter(f"unknown architectures {unknown}; known: {list(ARCHITECTURES)}")
-    todo = [(arch, seed) for arch in names for seed in range(seeds)]
-    args = (max_steps, eval_frequency, paths_transformer_name)
+    todo = [
+        (arch, run_overrides(corpus, seed, max_steps, eval_frequency, paths_transformer_name))
+        for arch in names
+        for seed in range(seeds)
+    ]
     pool = None
     if jobs > 1:
         pool = ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), initializer=_one_thread)
-        futures = [pool.submit(run_one, config, corpus, arch, seed, *args) for arch, seed in todo]
+        futures = [pool.submit(run_one, config, corpus, arch, overrides) for arch, overrides in todo]
         results = (future.result() for future in futures)
     else:
-        results = (run_one(config, corpus, arch, seed, *args) for arch, seed in todo)
+        results = (run_one(config, corpus, arch, overrides) for arch, overrides in todo)
     runs = []
     for result in results:  # in submission order, each printed when it is done
         runs.append(result)

@@ -1,6 +1,6 @@
 """spacy_ie.TextCatAttention.v1 and the textcat_attention component: gradients, learning a
 toy task in spaCy's textcat / textcat_multilabel, attention weights on the Doc, serialization,
-empty Docs, entry points, and the TREC preparation script."""
+empty Docs, entry points, and the TREC scripts (preparation, benchmark configs)."""
 import importlib.util
 import pickle
 import subprocess
@@ -317,7 +317,14 @@ print("ok")
     assert result.stdout.strip() == "ok"
 
 
-# --- configs and the TREC preparation script --------------------------------------------
+# --- configs and the TREC scripts -------------------------------------------------------
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_trec_config_resolves():
@@ -339,11 +346,7 @@ def test_prepare_trec(tmp_path):
     (data / "TREC.train").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
     (data / "TREC.test").write_bytes(b"NUM:date When was it ?\nHUM:ind Who is it ?\n")
     out = tmp_path / "corpus"
-    spec = importlib.util.spec_from_file_location(
-        "prepare_trec", REPO_ROOT / "benchmarks" / "prepare_trec.py"
-    )
-    prepare_trec = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prepare_trec)
+    prepare_trec = _load_script("prepare_trec")
     prepare_trec.main(data, out, seed=0, dev_fraction=0.1)
     nlp = spacy.blank("en")
     splits = {
@@ -360,3 +363,32 @@ def test_prepare_trec(tmp_path):
             assert sum(doc.cats.values()) == 1.0
     texts = [d.text for d in splits["train"] + splits["dev"]]
     assert "What is the sister\xf0city of Tokyo ?" in texts
+
+
+@pytest.mark.parametrize(
+    "config_name,encoder,listener",
+    [
+        ("textcat_trec.cfg", "tok2vec", "spacy.Tok2VecListener.v1"),
+        ("textcat_trec_trf.cfg", "transformer", "spacy-transformers.TransformerListener.v1"),
+    ],
+)
+def test_trec_benchmark_swaps_only_the_textcat_model(config_name, encoder, listener):
+    """Each architecture of benchmarks/textcat_trec.py gets the base config's encoder listener,
+    seed and budget; TextCatBOW.v3, which reads no token vectors, runs without the encoder."""
+    bench = _load_script("textcat_trec")
+    path = REPO_ROOT / "configs" / config_name
+    base = spacy.util.load_config(path, interpolate=False)
+    overrides = bench.run_overrides(Path("corpus"), seed=1, max_steps=10, eval_frequency=5)
+    for arch in bench.ARCHITECTURES:
+        config = bench.make_config(path, arch, overrides)
+        model = config["components"]["textcat"]["model"]
+        assert model["@architectures"] == arch
+        assert config["system"]["seed"] == 1 and config["training"]["max_steps"] == 10
+        assert config["training"]["optimizer"] == base["training"]["optimizer"]
+        if arch == "spacy.TextCatBOW.v3":
+            assert config["nlp"]["pipeline"] == ["textcat"] and encoder not in config["components"]
+        else:
+            assert config["nlp"]["pipeline"] == [encoder, "textcat"]
+            assert config["components"][encoder] == base["components"][encoder]
+            assert model["tok2vec"] == base["components"]["textcat"]["model"]["tok2vec"]
+            assert model["tok2vec"]["@architectures"] == listener
