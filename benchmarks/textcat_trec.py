@@ -22,6 +22,7 @@ holds every run and the settings.
 """
 import json
 import multiprocessing
+import os
 import platform
 import statistics
 import sys
@@ -175,15 +176,6 @@ def run_one(config_path: Path, corpus: Path, arch: str, overrides: Dict[str, Any
     return result
 
 
-def _one_thread() -> None:
-    """Worker initializer for parallel runs: one BLAS / torch thread per process."""
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
-
-
 def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     summary: Dict[str, Dict[str, float]] = {}
     for arch in dict.fromkeys(r["architecture"] for r in runs):
@@ -231,7 +223,9 @@ def main(
     ]
     pool = None
     if jobs > 1:
-        pool = ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), initializer=_one_thread)
+        # One thread per run: spawned workers read this when they import numpy and torch.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        pool = ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"))
         futures = [pool.submit(run_one, config, corpus, arch, overrides) for arch, overrides in todo]
         results = (future.result() for future in futures)
     else:
