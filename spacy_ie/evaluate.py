@@ -201,17 +201,19 @@ def filter_relations(
     for doc, doc_records in zip(docs, records):
         kept = [r for r in doc_records if r["score"] >= limits.get(r["label"], default32)]
         if one_relation_per_pair:
+            keys = [_pair_direction(r) for r in kept]
             best: Dict[Tuple, Tuple[float, bool]] = {}
-            for r in kept:
-                head, tail = tuple(r["head"][:2]), tuple(r["tail"][:2])
-                pair, forward = tuple(sorted((head, tail))), head <= tail
+            for r, (pair, forward) in zip(kept, keys):
                 best[pair] = max(best.get(pair, (-1.0, forward)), (r["score"], forward))
-            kept = [
-                r for r in kept
-                if best[tuple(sorted((tuple(r["head"][:2]), tuple(r["tail"][:2]))))][1]
-                == (tuple(r["head"][:2]) <= tuple(r["tail"][:2]))
-            ]
+            kept = [r for r, (pair, forward) in zip(kept, keys) if best[pair][1] == forward]
         doc._.relations = kept
+
+
+def _pair_direction(record: Dict[str, Any]) -> Tuple[Tuple, bool]:
+    """The unordered pair of a relation record's head and tail (char offsets), and whether the
+    head comes first."""
+    head, tail = tuple(record["head"][:2]), tuple(record["tail"][:2])
+    return (min(head, tail), max(head, tail)), head <= tail
 
 
 # --- scoring ---------------------------------------------------------------------------------
