@@ -17,7 +17,7 @@ Because only plain types are stored, relations survive ``DocBin(store_user_data=
 each of these (spaCy issues #4849, #9190, #9999).
 """
 import warnings
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from spacy.tokens import Doc, Span
 

@@ -1,10 +1,22 @@
 """Shared pytest fixtures."""
+import importlib
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import the script benchmarks/NAME.py as the module NAME. benchmarks/ goes on sys.path, as
+    it does when a script runs, so the scripts' imports of each other work the same."""
+    if str(BENCHMARKS_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS_DIR))
+    return importlib.import_module(name)
 
 
 @pytest.fixture(scope="session")

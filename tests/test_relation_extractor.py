@@ -1,5 +1,4 @@
 """The relation_extractor component: registration, training, prediction, settings, serialization."""
-import json
 import logging
 import subprocess
 import sys
@@ -190,7 +189,7 @@ def test_store_attention_keeps_context_weights(nlp):
 
 def test_docs_and_batches_without_candidates_are_quiet(nlp, caplog):
     examples = make_examples(nlp)
-    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
     optimizer = nlp.initialize(lambda: examples)
     empty = [eg for eg in examples if len(eg.reference.ents) < 2]
     with caplog.at_level(logging.DEBUG):
@@ -211,7 +210,7 @@ def test_span_group_source_with_overlapping_spans(nlp):
     predicted = nlp.make_doc(doc.text)
     predicted.spans["entities"] = [Span(predicted, s.start, s.end, s.label_) for s in doc.spans["entities"]]
     examples = [Example(predicted, doc)]
-    re = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
     train(nlp, examples, steps=40)
     assert predicted_triples(nlp, examples) == [
         sorted([("Ann", "WORKS_FOR", "New York University"), ("New York University", "LOCATED_IN", "New York")])

@@ -6,7 +6,6 @@ taken into account": per relation R, P = correct / predicted as R and R = correc
 where a prediction is correct only when relation and direction both match, and a prediction
 of R with the wrong direction counts as predicted as R (and misses the gold R).
 """
-import importlib.util
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -19,20 +18,11 @@ from spacy_ie import Relation
 from spacy_ie.scorer import score_relations
 from spacy_ie.training.converters import convert_file
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_prepare_semeval():
-    spec = importlib.util.spec_from_file_location(
-        "prepare_semeval", REPO_ROOT / "benchmarks" / "prepare_semeval.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 # The 9 relations of the official score (Other excluded), as the split script defines them.
-RELATIONS = list(load_prepare_semeval().RELATIONS)
+RELATIONS = list(load_benchmark("prepare_semeval").RELATIONS)
 
 
 # (gold, predicted) directed labels, one sentence each.
@@ -98,7 +88,7 @@ def make_examples(pairs: List[Tuple[str, str]], tmp_path: Path) -> List[Example]
     path.write_text("\r\n".join(lines) + "\r\n", encoding="utf8")
     gold_docs, _ = convert_file(path, "semeval")
     assert len(gold_docs) == len(pairs)
-    prepare = load_prepare_semeval()
+    prepare = load_benchmark("prepare_semeval")
     examples = []
     for doc, (gold_label, pred_label) in zip(gold_docs, pairs):
         assert prepare.directed_label(doc) == gold_label
@@ -159,7 +149,7 @@ def test_relations_absent_from_the_key(tmp_path):
 
 
 def test_dev_quotas_are_proportional_and_cover_every_label():
-    prepare = load_prepare_semeval()
+    prepare = load_benchmark("prepare_semeval")
     counts = {"A": 5000, "B": 2000, "C": 995, "D": 4, "E": 1}
     quota = prepare.dev_quotas(counts, 800)
     assert sum(quota.values()) == 800
@@ -179,14 +169,14 @@ def semeval_corpus(datasets_dir, tmp_path_factory):
     if not data_dir.is_dir():
         pytest.skip(f"SemEval-2010 Task 8 not found at {data_dir}")
     out = tmp_path_factory.mktemp("semeval")
-    load_prepare_semeval().main(data_dir, out, dev_size=800, seed=0)
+    load_benchmark("prepare_semeval").main(data_dir, out, dev_size=800, seed=0)
     return out
 
 
 def test_prepare_semeval_splits(semeval_corpus):
     import spacy
 
-    prepare = load_prepare_semeval()
+    prepare = load_benchmark("prepare_semeval")
     vocab = spacy.blank("en").vocab
     labels = {}
     for split in ("train", "dev", "test"):

@@ -1,7 +1,6 @@
 """spacy_ie.TextCatAttention.v1 and the textcat_attention component: gradients, learning a
 toy task in spaCy's textcat / textcat_multilabel, attention weights on the Doc, serialization,
 empty Docs, entry points, and the TREC scripts (preparation, benchmark configs)."""
-import importlib.util
 import pickle
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
+from conftest import REPO_ROOT, load_benchmark
 from test_ml import assert_close, fixed_tokvecs, numeric_grad, ops
 
 from spacy_ie.ml.textcat_attention import (
@@ -21,8 +21,6 @@ from spacy_ie.ml.textcat_attention import (
     predict_with_attention,
 )
 from spacy_ie.pipeline.textcat_attention import ATTENTION_ATTR
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 TOY = [
     ("where is paris", "LOC"),
@@ -320,13 +318,6 @@ print("ok")
 # --- configs and the TREC scripts -------------------------------------------------------
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_trec_config_resolves():
     config = spacy.util.load_config(REPO_ROOT / "configs" / "textcat_trec.cfg")
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
@@ -346,7 +337,7 @@ def test_prepare_trec(tmp_path):
     (data / "TREC.train").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
     (data / "TREC.test").write_bytes(b"NUM:date When was it ?\nHUM:ind Who is it ?\n")
     out = tmp_path / "corpus"
-    prepare_trec = _load_script("prepare_trec")
+    prepare_trec = load_benchmark("prepare_trec")
     prepare_trec.main(data, out, seed=0, dev_fraction=0.1)
     nlp = spacy.blank("en")
     splits = {
@@ -375,7 +366,7 @@ def test_prepare_trec(tmp_path):
 def test_trec_benchmark_swaps_only_the_textcat_model(config_name, encoder, listener):
     """Each architecture of benchmarks/textcat_trec.py gets the base config's encoder listener,
     seed and budget; TextCatBOW.v3, which reads no token vectors, runs without the encoder."""
-    bench = _load_script("textcat_trec")
+    bench = load_benchmark("textcat_trec")
     path = REPO_ROOT / "configs" / config_name
     base = spacy.util.load_config(path, interpolate=False)
     overrides = bench.run_overrides(Path("corpus"), seed=1, max_steps=10, eval_frequency=5)

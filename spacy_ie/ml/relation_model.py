@@ -23,7 +23,7 @@ import numpy
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from thinc.api import Embed, HashEmbed, Linear, Maxout, Model, chain
-from thinc.types import Floats1d, Floats2d, Ints2d, Ragged
+from thinc.types import Floats1d, Floats2d, Ragged
 
 from .attention_pooling import build_attention_pooling
 from .context_attention import PairContexts, build_pair_context_attention
