@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from thinc.api import Config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.cfg"))
@@ -36,3 +37,14 @@ def test_debug_config_is_clean(config, demo_corpus, trained_pipeline):
     result = subprocess.run(cmd + extra_paths(config, trained_pipeline), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Config is valid" in result.stdout
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_init_tok2vec_is_offered_only_with_a_pretraining_block(config):
+    """spaCy's `init_nlp` loads `[initialize] init_tok2vec` only when the config has a non-empty
+    `[pretraining]` block (it names the component to load the weights into); without one the
+    weights are silently not loaded. So a config that reads `paths.init_tok2vec` must have one."""
+    cfg = Config().from_disk(config, interpolate=False)
+    if cfg["initialize"].get("init_tok2vec") is not None:
+        assert cfg.get("pretraining", {}).get("component") == "tok2vec"
+        assert cfg["corpora"]["pretrain"]["path"] == "${paths.raw_text}"
