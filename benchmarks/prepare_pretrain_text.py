@@ -10,7 +10,8 @@ Writes one ``{"text": ...}`` line per sentence (spaCy's ``spacy.JsonlCorpus.v1``
   ``<e1>``/``<e2>`` markers);
 - TREC ``TREC.train`` (questions).
 No test split is read, and neither is the CoNLL04 dev split, so the text a pretrained tok2vec has
-seen never includes what CoNLL04 models are selected or scored on. Only the text is kept; no
+seen does not include what CoNLL04 models are selected or scored on, apart from the sentences
+that CoNLL04 itself repeats across its splits (12 of dev's and 18 of test's are also in train). Only the text is kept; no
 label of any dataset is used. Prints the number of texts and words per source.
 """
 from pathlib import Path

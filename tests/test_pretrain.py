@@ -32,6 +32,7 @@ def test_raw_text_comes_from_training_splits_only(datasets_dir):
         "semeval": 8000,
         "trec": 5452,
     }
+
     def conll04(split):
         records = json.loads((datasets_dir / "conll04" / f"conll04_{split}.json").read_text("utf8"))
         return {" ".join(record["tokens"]) for record in records}
