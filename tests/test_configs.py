@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 from thinc.api import Config
+from conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.cfg"))
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import srsly
 from weasel.util import load_project_config
+from conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PATH_KEYS = ("deps", "outputs", "outputs_no_cache")
 
 
