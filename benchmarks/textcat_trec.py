@@ -1,6 +1,6 @@
 """TREC-6 text classification: spacy_ie.TextCatAttention.v1 against spaCy's textcat models.
 
-    python benchmarks/prepare_trec.py ../shared/datasets/trec corpus/trec
+    python -m spacy_ie.datasets.trec ../shared/datasets/trec corpus/trec
     python benchmarks/textcat_trec.py corpus/trec [--seeds 3] [--max-steps 3000] [--jobs 2] \
         [--output benchmarks/results/textcat_trec.json]
 
@@ -200,7 +200,7 @@ def print_table(summary: Dict[str, Dict[str, float]], n_seeds: int) -> None:
 
 
 def main(
-    corpus: Path = typer.Argument(..., help="Folder with train/dev/test.spacy from prepare_trec.py"),
+    corpus: Path = typer.Argument(..., help="Folder with train/dev/test.spacy from spacy_ie.datasets.trec"),
     seeds: int = typer.Option(3, help="Number of seeds (0, 1, ...) per architecture."),
     max_steps: int = typer.Option(3000, help="Training steps per run (the same for every model)."),
     eval_frequency: int = typer.Option(200, help="Steps between dev evaluations."),

@@ -1,7 +1,6 @@
 """Shared pytest fixtures."""
-import importlib
+import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,11 +11,12 @@ BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """Import the script benchmarks/NAME.py as the module NAME. benchmarks/ goes on sys.path, as
-    it does when a script runs, so the scripts' imports of each other work the same."""
-    if str(BENCHMARKS_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS_DIR))
-    return importlib.import_module(name)
+    """Import the script benchmarks/NAME.py as a module, from its file (no sys.path change).
+    Data preparation lives in `spacy_ie.datasets`; the scripts only measure."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`spacy_ie.evaluate` and ``spacy-ie evaluate``: both views, one lowered-threshold pass equal
+"""`spacy_ie.cli.evaluate` and ``spacy-ie evaluate``: both views, one lowered-threshold pass equal
 to a normal run, threshold restored, gold-entity view, plots, JSON, CLI errors."""
 import json
 import sys
@@ -8,7 +8,7 @@ import spacy
 from typer.testing import CliRunner
 
 from spacy_ie.cli import app
-from spacy_ie.evaluate import (
+from spacy_ie.cli.evaluate import (
     PlotsUnavailable,
     evaluate_relations,
     find_relation_extractor,
@@ -116,7 +116,7 @@ def test_configured_scores_equal_a_normal_run(nlp, examples):
 
 
 def test_lowered_pass_holds_low_scores_and_filters_to_a_normal_run(nlp, examples):
-    from spacy_ie.evaluate import score_view
+    from spacy_ie.cli.evaluate import score_view
 
     _, rel = find_relation_extractor(nlp)
     predicted, disabled = predict_view(nlp, examples, "end_to_end")

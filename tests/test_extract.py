@@ -1,4 +1,4 @@
-"""``spacy-ie extract`` and `spacy_ie.extract`: input formats, records, order, HTML, errors."""
+"""``spacy-ie extract`` and `spacy_ie.cli.extract`: input formats, records, order, HTML, errors."""
 import json
 import re
 from pathlib import Path
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
-from spacy_ie.extract import (
+from spacy_ie.cli.extract import (
     InputError,
     count_documents,
     doc_to_attention_html,

@@ -9,7 +9,9 @@ from spacy.training.initialize import init_nlp
 from spacy.training.pretrain import pretrain
 from thinc.api import Config
 
-from conftest import REPO_ROOT, SMALL_OVERRIDES, load_benchmark
+from conftest import REPO_ROOT, SMALL_OVERRIDES
+
+from spacy_ie.datasets import pretrain_text as prepare_pretrain_text
 
 
 def test_conll2003_sentences_keep_the_tokens_and_drop_docstart(tmp_path):
@@ -19,11 +21,11 @@ def test_conll2003_sentences_keep_the_tokens_and_drop_docstart(tmp_path):
         "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n",
         encoding="utf8",
     )
-    assert list(load_benchmark("prepare_pretrain_text").conll2003_sentences(path)) == ["EU rejects .", "Peter Blackburn"]
+    assert list(prepare_pretrain_text.conll2003_sentences(path)) == ["EU rejects .", "Peter Blackburn"]
 
 
 def test_raw_text_comes_from_training_splits_only(datasets_dir):
-    texts = load_benchmark("prepare_pretrain_text").raw_texts(datasets_dir)
+    texts = prepare_pretrain_text.raw_texts(datasets_dir)
     # The published sizes: CoNLL-2003 train + valid sentences (14,041 + 3,250), the CoNLL04
     # training split, SemEval's training file, TREC's training file.
     assert {name: len(source) for name, source in texts.items()} == {

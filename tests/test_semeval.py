@@ -18,11 +18,11 @@ from spacy_ie import Relation
 from spacy_ie.scorer import score_relations
 from spacy_ie.training.converters import convert_file
 
-from conftest import load_benchmark
+from spacy_ie.datasets import semeval as prepare_semeval
 
 
 # The 9 relations of the official score (Other excluded), as the split script defines them.
-RELATIONS = list(load_benchmark("prepare_semeval").RELATIONS)
+RELATIONS = list(prepare_semeval.RELATIONS)
 
 
 # (gold, predicted) directed labels, one sentence each.
@@ -88,7 +88,7 @@ def make_examples(pairs: List[Tuple[str, str]], tmp_path: Path) -> List[Example]
     path.write_text("\r\n".join(lines) + "\r\n", encoding="utf8")
     gold_docs, _ = convert_file(path, "semeval")
     assert len(gold_docs) == len(pairs)
-    prepare = load_benchmark("prepare_semeval")
+    prepare = prepare_semeval
     examples = []
     for doc, (gold_label, pred_label) in zip(gold_docs, pairs):
         assert prepare.directed_label(doc) == gold_label
@@ -149,7 +149,7 @@ def test_relations_absent_from_the_key(tmp_path):
 
 
 def test_dev_quotas_are_proportional_and_cover_every_label():
-    prepare = load_benchmark("prepare_semeval")
+    prepare = prepare_semeval
     counts = {"A": 5000, "B": 2000, "C": 995, "D": 4, "E": 1}
     quota = prepare.dev_quotas(counts, 800)
     assert sum(quota.values()) == 800
@@ -169,14 +169,14 @@ def semeval_corpus(datasets_dir, tmp_path_factory):
     if not data_dir.is_dir():
         pytest.skip(f"SemEval-2010 Task 8 not found at {data_dir}")
     out = tmp_path_factory.mktemp("semeval")
-    load_benchmark("prepare_semeval").main(data_dir, out, dev_size=800, seed=0)
+    prepare_semeval.main(data_dir, out, dev_size=800, seed=0)
     return out
 
 
 def test_prepare_semeval_splits(semeval_corpus):
     import spacy
 
-    prepare = load_benchmark("prepare_semeval")
+    prepare = prepare_semeval
     vocab = spacy.blank("en").vocab
     labels = {}
     for split in ("train", "dev", "test"):

@@ -21,6 +21,7 @@ from spacy_ie.ml.textcat_attention import (
     predict_with_attention,
 )
 from spacy_ie.pipeline.textcat_attention import ATTENTION_ATTR
+from spacy_ie.datasets import trec as prepare_trec
 
 TOY = [
     ("where is paris", "LOC"),
@@ -337,7 +338,6 @@ def test_prepare_trec(tmp_path):
     (data / "TREC.train").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
     (data / "TREC.test").write_bytes(b"NUM:date When was it ?\nHUM:ind Who is it ?\n")
     out = tmp_path / "corpus"
-    prepare_trec = load_benchmark("prepare_trec")
     prepare_trec.main(data, out, seed=0, dev_fraction=0.1)
     nlp = spacy.blank("en")
     splits = {

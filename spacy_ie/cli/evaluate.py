@@ -1,14 +1,509 @@
-"""`spacy-ie evaluate`: NER and relation scores, end to end and on gold entities, with a
-threshold sweep, JSON metrics and plots."""
-from pathlib import Path
-from typing import Annotated, Any, Dict, Optional
+"""`spacy-ie evaluate`: evaluate a relation extraction pipeline: entities, relations end to end and on gold entities,
+and what tuning the decision thresholds would gain.
 
+Two views of the same data:
+
+- **end to end** (``"end_to_end"``): the whole pipeline runs on the raw texts (as ``spacy
+  evaluate`` does), so the relations connect the *predicted* entities; NER scores come from
+  spaCy's scorer.
+- **gold entities** (``"gold_entities"``): the gold entities are copied onto the Docs
+  (`copy_gold_spans`) and every entity-producing component (``ner``, ``entity_ruler``,
+  ``spancat``...) is disabled, so the relation scores do not depend on NER. Without such a
+  component the two views coincide and only this one is reported.
+
+Each view runs the pipeline once, with the relation extractor's thresholds temporarily lowered
+(`lowered_threshold`), so the Docs carry every relation scoring at least `prediction_threshold`.
+The scores at the configured thresholds are then derived by filtering those relations (they
+equal a normal run's: a relation's score does not depend on the threshold), and the threshold
+sweep (`spacy_ie.scorer.sweep_thresholds`) comes from the same predictions.
+"""
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy
 import spacy
+import srsly
 import typer
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
 from wasabi import msg
 
-from ..evaluate import VIEW_TITLES, VIEWS, EvaluationError, PlotsUnavailable, evaluate
+from ..pipeline.relation_extractor import RelationExtractor
+from ..scorer import DEFAULT_THRESHOLDS, score_relations, sweep_thresholds
+from ..training.corpus import copy_gold_spans
 from ._app import app
+
+END_TO_END = "end_to_end"
+GOLD_ENTITIES = "gold_entities"
+VIEWS = (END_TO_END, GOLD_ENTITIES)
+DEFAULT_PREDICTION_THRESHOLD = 0.01
+VIEW_TITLES = {END_TO_END: "end to end (predicted entities)", GOLD_ENTITIES: "gold entities"}
+OPTIMISM_NOTE = (
+    "Best thresholds are picked on the evaluation data itself, so their F is optimistic: "
+    "pick thresholds on dev data, then report test scores with them."
+)
+
+
+class EvaluationError(ValueError):
+    """Bad input to an evaluation: a missing model or data file, no relation_extractor..."""
+
+
+class PlotsUnavailable(ImportError):
+    """Plots were asked for but matplotlib is not installed."""
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_pipeline(model: Union[str, Path]) -> Language:
+    """Load a pipeline (package name or directory). RAISES (EvaluationError): if it cannot."""
+    try:
+        return spacy.load(model)
+    except (OSError, ValueError) as err:
+        raise EvaluationError(f"Cannot load the pipeline {str(model)!r}: {err}") from err
+
+
+def load_examples(nlp: Language, data_path: Union[str, Path]) -> List[Example]:
+    """Read a `.spacy` DocBin (or a directory of them) as Examples whose predicted Docs are
+    freshly tokenized texts, as ``spacy evaluate`` does (spaCy's `Corpus`).
+
+    RAISES (EvaluationError): if the path is missing or unreadable, or holds no Docs.
+    """
+    path = Path(data_path)
+    if not path.exists():
+        raise EvaluationError(f"{path}: no such file or directory")
+    try:
+        examples = list(Corpus(path)(nlp))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise EvaluationError(f"Cannot read {path} as spaCy DocBin data: {err}") from err
+    if not examples:
+        raise EvaluationError(f"{path}: no documents to evaluate")
+    return examples
+
+
+def find_relation_extractor(
+    nlp: Language, name: Optional[str] = None
+) -> Tuple[str, RelationExtractor]:
+    """The relation extractor to evaluate: the component `name`, else the first one.
+
+    RAISES (EvaluationError): if there is none (or `name` is not one).
+    """
+    found = [(n, p) for n, p in nlp.pipeline if isinstance(p, RelationExtractor)]
+    if name is not None:
+        found = [(n, p) for n, p in found if n == name]
+        if not found:
+            raise EvaluationError(
+                f"No relation_extractor component named {name!r} in the pipeline "
+                f"{nlp.pipe_names}"
+            )
+    if not found:
+        raise EvaluationError(
+            f"The pipeline has no relation_extractor component (pipeline: {nlp.pipe_names})"
+        )
+    return found[0]
+
+
+def entity_components(nlp: Language, component: str) -> List[str]:
+    """The active components before `component` that write entities (``doc.ents`` or span
+    groups, by their declared ``assigns``), e.g. ``ner``, ``entity_ruler``, ``spancat``."""
+    names = []
+    for name in nlp.pipe_names:
+        if name == component:
+            break
+        assigns = nlp.get_pipe_meta(name).assigns
+        if any(a == "doc.ents" or a.startswith("doc.spans") for a in assigns):
+            names.append(name)
+    return names
+
+
+# --- predicting ------------------------------------------------------------------------------
+
+
+def configured_thresholds(component: RelationExtractor) -> Dict[str, float]:
+    """The threshold in effect for each label of `component` (per label, else the global)."""
+    cfg = component.cfg
+    thresholds, default = cfg["thresholds"], cfg["threshold"]
+    return {label: float(thresholds.get(label, default)) for label in component.labels}
+
+
+@contextmanager
+def lowered_threshold(component: RelationExtractor, threshold: float) -> Iterator[None]:
+    """Within the block, `component` predicts every label scoring at least `threshold`
+    (global threshold lowered, per-label thresholds cleared, `one_relation_per_pair` off: which
+    direction wins depends on the thresholds, so `filter_relations` applies it afterwards);
+    restored afterwards, also on error.
+    """
+    cfg = component.cfg
+    saved = cfg["threshold"], cfg["thresholds"], cfg.get("one_relation_per_pair", False)
+    cfg["threshold"], cfg["thresholds"], cfg["one_relation_per_pair"] = float(threshold), {}, False
+    try:
+        yield
+    finally:
+        cfg["threshold"], cfg["thresholds"], cfg["one_relation_per_pair"] = saved
+
+
+def predict_view(
+    nlp: Language,
+    examples: Iterable[Example],
+    view: str,
+    *,
+    component: Optional[str] = None,
+    prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD,
+    batch_size: Optional[int] = None,
+) -> Tuple[List[Example], List[str]]:
+    """Run the pipeline once for one view, with the relation extractor's threshold lowered.
+
+    examples (Iterable[Example]): gold Examples (e.g. from `load_examples`); they are not
+        changed: the predictions go into new Examples, on copies of their predicted Docs.
+    view (str): ``"end_to_end"`` (whole pipeline on the texts) or ``"gold_entities"`` (gold
+        entities copied onto the Docs; entity-producing components and the components after the
+        relation extractor disabled).
+    component (Optional[str]): the relation extractor's name; default: the first one.
+    prediction_threshold (float): the threshold during the run (and below the configured ones).
+    batch_size (Optional[int]): default ``nlp.batch_size``, as `Language.evaluate`.
+    RETURNS (Tuple[List[Example], List[str]]): the Examples with predictions (each relation with
+        its score) and the names of the disabled components.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"Unknown view {view!r}; expected one of {VIEWS}")
+    name, rel = find_relation_extractor(nlp, component)
+    low = min([prediction_threshold, *configured_thresholds(rel).values()])
+    examples = [Example(eg.predicted.copy(), eg.reference) for eg in examples]
+    disable: List[str] = []
+    if view == GOLD_ENTITIES:
+        for eg in examples:
+            copy_gold_spans(eg)
+        after = nlp.pipe_names[nlp.pipe_names.index(name) + 1 :]
+        disable = entity_components(nlp, name) + after
+    with nlp.select_pipes(disable=disable), lowered_threshold(rel, low):
+        docs = list(
+            nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size or nlp.batch_size)
+        )
+    for eg, doc in zip(examples, docs):
+        eg.predicted = doc
+    return examples, disable
+
+
+def filter_relations(
+    docs: Iterable[Doc],
+    records: Sequence[List[Dict[str, Any]]],
+    thresholds: Dict[str, float],
+    default: float,
+    one_relation_per_pair: bool = False,
+) -> None:
+    """Set each Doc's relations to those of its `records` (``doc._.relations_data`` form) that
+    reach their label's threshold (`thresholds`, else `default`), compared in float32 as the
+    component does, so the result equals a run at these thresholds. With
+    `one_relation_per_pair`, then keep per pair only the direction with the likeliest relation
+    (ties: the direction whose head comes first), as the component does."""
+    limits = {label: float(numpy.float32(t)) for label, t in thresholds.items()}
+    default32 = float(numpy.float32(default))
+    for doc, doc_records in zip(docs, records):
+        kept = [r for r in doc_records if r["score"] >= limits.get(r["label"], default32)]
+        if one_relation_per_pair:
+            keys = [_pair_direction(r) for r in kept]
+            best: Dict[Tuple, Tuple[float, bool]] = {}
+            for r, (pair, forward) in zip(kept, keys):
+                best[pair] = max(best.get(pair, (-1.0, forward)), (r["score"], forward))
+            kept = [r for r, (pair, forward) in zip(kept, keys) if best[pair][1] == forward]
+        doc._.relations = kept
+
+
+def _pair_direction(record: Dict[str, Any]) -> Tuple[Tuple, bool]:
+    """The unordered pair of a relation record's head and tail (char offsets), and whether the
+    head comes first."""
+    head, tail = tuple(record["head"][:2]), tuple(record["tail"][:2])
+    return (min(head, tail), max(head, tail)), head <= tail
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def score_view(
+    examples: Sequence[Example],
+    component: RelationExtractor,
+    *,
+    sweep: Optional[Sequence[float]] = None,
+) -> Dict[str, Any]:
+    """Relation scores of one view from predictions made with a lowered threshold.
+
+    Leaves each ``eg.predicted._.relations`` as a run at the configured thresholds would.
+    sweep (Optional[Sequence[float]]): the thresholds to sweep (default 0.05 .. 0.95); the
+        configured ones are added, so the best F is never below the configured one's.
+    RETURNS (Dict[str, Any]): ``scores`` (`score_relations` at the configured thresholds),
+        ``sweep`` (`sweep_thresholds`, strict) and ``tuning`` (see `evaluate_relations`).
+    """
+    labels = list(component.labels)
+    symmetric = list(component.cfg["symmetric_labels"])
+    configured = configured_thresholds(component)
+    default = float(component.cfg["threshold"])
+    grid = sorted({*map(float, sweep or DEFAULT_THRESHOLDS), default, *configured.values()})
+    docs = [eg.predicted for eg in examples]
+    records = [doc._.relations_data for doc in docs]
+
+    single = bool(component.cfg.get("one_relation_per_pair", False))
+    if single:
+        # Exact for every global threshold: the winning direction's top score is >= the
+        # other's, so the other never passes alone (per-label thresholds: an approximation).
+        filter_relations(docs, records, {}, min(grid), single)
+    curves = sweep_thresholds(
+        examples, labels=labels, symmetric_labels=symmetric, thresholds=grid
+    )
+    per_type_tuning: Dict[str, Dict[str, float]] = {}
+    tuned: Dict[str, float] = {}
+    filter_relations(docs, records, configured, default, single)
+    scores = score_relations(examples, labels=labels, symmetric_labels=symmetric)
+    for label in labels:
+        curve = curves["per_type"][label]
+        configured_f = scores["rel_per_type"][label]["f"]
+        per_type_tuning[label] = {
+            "configured_threshold": configured[label],
+            "configured_f": configured_f,
+            "best_threshold": curve["best_threshold"],
+            "best_f": curve["best_f"],
+            "gain": curve["best_f"] - configured_f,
+        }
+        better = curve["best_f"] > configured_f
+        tuned[label] = curve["best_threshold"] if better else configured[label]
+    filter_relations(docs, records, tuned, default, single)
+    tuned_f = score_relations(examples, labels=labels, symmetric_labels=symmetric)["rel_micro_f"]
+    filter_relations(docs, records, configured, default, single)  # leave the configured ones
+    micro = curves["micro"]
+    return {
+        "n_docs": len(examples),
+        "scores": scores,
+        "sweep": {"mode": "strict", **curves},
+        "tuning": {
+            "micro": {
+                "configured_threshold": default,
+                "configured_f": scores["rel_micro_f"],
+                "best_threshold": micro["best_threshold"],
+                "best_f": micro["best_f"],
+                "gain": micro["best_f"] - scores["rel_micro_f"],
+            },
+            "per_type": per_type_tuning,
+            "tuned_thresholds": tuned,
+            "tuned_micro_f": tuned_f,
+            "tuned_gain": tuned_f - scores["rel_micro_f"],
+        },
+    }
+
+
+def entity_scores(
+    nlp: Language, examples: Sequence[Example], names: Sequence[str]
+) -> Dict[str, Any]:
+    """The scores of the entity-producing components `names` from their own spaCy scorers
+    (``ents_p/r/f`` and ``ents_per_type`` for ``ner``; ``spans_{key}_*`` for ``spancat``)."""
+    scores: Dict[str, Any] = {}
+    for name in names:
+        proc = nlp.get_pipe(name)
+        if hasattr(proc, "score"):
+            scores.update(proc.score(examples))
+    return scores
+
+
+def evaluate_relations(
+    nlp: Language,
+    examples: Iterable[Example],
+    *,
+    component: Optional[str] = None,
+    prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD,
+    sweep: Optional[Sequence[float]] = None,
+    batch_size: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Evaluate entities and relations, end to end and on gold entities, with threshold sweeps.
+
+    examples (Iterable[Example]): gold Examples, e.g. from `load_examples`; not changed.
+    component (Optional[str]): the relation extractor's name; default: the first one.
+    prediction_threshold (float): the relation threshold during the (one) run per view.
+    sweep (Optional[Sequence[float]]): the thresholds to sweep; default 0.05, 0.10, ..., 0.95.
+    batch_size (Optional[int]): default ``nlp.batch_size``.
+    RETURNS (Dict[str, Any]): JSON-serializable; scores are fractions in [0, 1]::
+
+        component, labels, n_docs, threshold (global), thresholds ({label: in effect}),
+        prediction_threshold, views_coincide (bool), notes ([str]),
+        ner: spaCy's entity scores (ents_p/r/f, ents_per_type) end to end, or None,
+        views: {"end_to_end": view, "gold_entities": view} (only "gold_entities" when
+            the views coincide), where a view is
+            {entities: "predicted"|"gold", disabled: [component], n_docs,
+             seconds / words_per_second: wall time and speed (words = tokens) of the
+                 view's one pipeline pass (run with the lowered threshold, so it also
+                 writes the relations scoring below the configured thresholds),
+             scores: score_relations keys at the configured thresholds
+                 (rel_micro_p/r/f, rel_macro_p/r/f, rel_per_type, rel_boundary_*),
+             sweep: {mode, thresholds, micro: curve, per_type: {label: curve}}
+                 (curve: p, r, f lists, best_threshold, best_p, best_r, best_f),
+             tuning: {micro: {configured_threshold, configured_f, best_threshold, best_f, gain},
+                      per_type: {label: same}, tuned_thresholds: {label: t},
+                      tuned_micro_f, tuned_gain}}
+    RAISES (EvaluationError): if the pipeline has no relation extractor (of that name).
+    """
+    examples = list(examples)
+    name, rel = find_relation_extractor(nlp, component)
+    # no threshold of the sweep may fall below the run's
+    prediction_threshold = min(prediction_threshold, *map(float, sweep or DEFAULT_THRESHOLDS))
+    producers = entity_components(nlp, name)
+    coincide = not producers
+    results: Dict[str, Any] = {
+        "component": name,
+        "labels": list(rel.labels),
+        "n_docs": len(examples),
+        "threshold": float(rel.cfg["threshold"]),
+        "thresholds": configured_thresholds(rel),
+        "prediction_threshold": float(prediction_threshold),
+        "views_coincide": coincide,
+        "notes": [OPTIMISM_NOTE],
+        "ner": None,
+        "views": {},
+    }
+    if coincide:
+        results["notes"].append(
+            f"The pipeline has no entity-producing component (such as ner) before {name!r}: "
+            "the end-to-end and gold-entity views coincide; the gold-entity view is reported."
+        )
+    for view in VIEWS:
+        if view == END_TO_END and coincide:
+            continue
+        start = time.perf_counter()
+        predicted, disabled = predict_view(
+            nlp,
+            examples,
+            view,
+            component=name,
+            prediction_threshold=prediction_threshold,
+            batch_size=batch_size,
+        )
+        seconds = time.perf_counter() - start
+        n_words = sum(len(eg.predicted) for eg in predicted)
+        if view == END_TO_END:
+            results["ner"] = entity_scores(nlp, predicted, producers)
+        results["views"][view] = {
+            "entities": "predicted" if view == END_TO_END else "gold",
+            "disabled": disabled,
+            "seconds": seconds,
+            "words_per_second": n_words / seconds if seconds > 0 else 0.0,
+            **score_view(predicted, rel, sweep=sweep),
+        }
+    return results
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def _matplotlib() -> Tuple[Any, Any]:
+    """matplotlib's Figure and Agg canvas (no pyplot, no display, no global backend change).
+
+    RAISES (PlotsUnavailable): if matplotlib is not installed.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise PlotsUnavailable(
+            "Plots need matplotlib, an optional extra: pip install spacy-ie[plots]"
+        ) from err
+    return Figure, FigureCanvasAgg
+
+
+def check_plots_available() -> None:
+    """RAISES (PlotsUnavailable): if matplotlib is missing (call before a long evaluation)."""
+    _matplotlib()
+
+
+def write_plots(results: Dict[str, Any], plots_dir: Union[str, Path]) -> Dict[str, List[str]]:
+    """Write, per view, a precision-recall curve and a threshold-vs-F1 plot (PNG), each with a
+    line per label plus micro. RETURNS (Dict[str, List[str]]): view -> file paths.
+
+    RAISES (PlotsUnavailable): if matplotlib is not installed.
+    """
+    Figure, FigureCanvasAgg = _matplotlib()
+    out = Path(plots_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: Dict[str, List[str]] = {}
+    for view, data in results["views"].items():
+        sweep = data["sweep"]
+        ts = sweep["thresholds"]
+        curves = [(label, curve, {}) for label, curve in sweep["per_type"].items()]
+        curves.append(("micro", sweep["micro"], {"color": "black", "linewidth": 2.5}))
+        title = f"{VIEW_TITLES.get(view, view)}, strict"
+        files = []
+        for kind in ("precision_recall", "threshold_f1"):
+            fig = Figure(figsize=(7, 5), layout="constrained")
+            FigureCanvasAgg(fig)
+            ax = fig.add_subplot()
+            for label, curve, style in curves:
+                if kind == "precision_recall":
+                    # no point where nothing is predicted (precision undefined) or found
+                    points = [(r, p) for r, p in zip(curve["r"], curve["p"]) if r or p]
+                    xs, ys = zip(*points) if points else ((), ())
+                    (line,) = ax.plot(xs, ys, marker=".", label=label, **style)
+                    ax.plot([curve["best_r"]], [curve["best_p"]], "o", color=line.get_color())
+                else:
+                    (line,) = ax.plot(ts, curve["f"], label=label, **style)
+                    best = ([curve["best_threshold"]], [curve["best_f"]])
+                    ax.plot(*best, "o", color=line.get_color())
+            if kind == "precision_recall":
+                ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall: {title}")
+            else:
+                ax.axvline(results["threshold"], color="grey", linestyle="--", label="configured")
+                ax.set(xlabel="threshold", ylabel="F1", title=f"F1 by threshold: {title}")
+            ax.set(xlim=(0, 1), ylim=(0, 1.02))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small", loc="best")
+            path = out / f"{view}_{kind}.png"
+            fig.savefig(path, dpi=100)
+            files.append(str(path))
+        written[view] = files
+    return written
+
+
+# --- all together ----------------------------------------------------------------------------
+
+
+def evaluate(
+    model: Union[str, Path],
+    data_path: Union[str, Path],
+    *,
+    output_path: Optional[Union[str, Path]] = None,
+    plots_dir: Optional[Union[str, Path]] = None,
+    component: Optional[str] = None,
+    prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD,
+    sweep: Optional[Sequence[float]] = None,
+) -> Dict[str, Any]:
+    """Load `model`, evaluate it on `data_path` (`evaluate_relations`), write the plots and the
+    JSON. RETURNS (Dict[str, Any]): the results, plus ``model``, ``data`` and ``plots``
+    ({view: [png path]}, empty without `plots_dir`).
+
+    RAISES (EvaluationError): for a missing model or data, or no relation extractor.
+        (PlotsUnavailable): if `plots_dir` is given and matplotlib is missing (checked first).
+    """
+    if plots_dir is not None:
+        check_plots_available()
+    nlp = load_pipeline(model)
+    find_relation_extractor(nlp, component)
+    examples = load_examples(nlp, data_path)
+    results = {"model": str(model), "data": str(data_path)}
+    results.update(
+        evaluate_relations(
+            nlp,
+            examples,
+            component=component,
+            prediction_threshold=prediction_threshold,
+            sweep=sweep,
+        )
+    )
+    results["plots"] = write_plots(results, plots_dir) if plots_dir is not None else {}
+    if output_path is not None:
+        output_path = Path(output_path)
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output_path, results)
+    return results
+
+
+# --- the command -----------------------------------------------------------------------------
 
 
 @app.command("evaluate")

@@ -1,17 +1,394 @@
-"""`spacy-ie extract`: a trained pipeline over raw text -> JSONL records (+ a displaCy page)."""
+"""`spacy-ie extract`: run a trained pipeline over raw text, write one JSON record per document
+(JSONL, streaming) and draw entities and relations with displaCy (plus, with a
+`textcat_attention` component, the tokens highlighted by attention weight and the top
+categories). As in ``spacy.cli``, this module holds the command and its logic.
+
+Input formats, chosen by the file's extension:
+
+- ``.txt``: one document per line (an empty line is an empty document), or with
+  ``paragraphs=True`` one document per paragraph, paragraphs being separated by one or more
+  blank lines (blank lines are then separators only, never documents);
+- ``.jsonl``: one JSON object per line with a string ``"text"``; its other fields come back
+  under ``"meta"``. Blank lines are skipped, as ``srsly.read_jsonl`` does.
+"""
+import html
+import json
 import os
 import sys
+import time
 from contextlib import ExitStack, contextmanager, redirect_stdout
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterator, NoReturn, Optional, TextIO
+from typing import (
+    Annotated, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, TextIO, Tuple,
+    Union,
+)
 
 import spacy
 import typer
+from spacy import displacy
+from spacy.displacy.templates import TPL_FIGURE, TPL_PAGE
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
 from tqdm import tqdm
 from wasabi import msg
 
-from ..extract import InputError, count_documents, extract, read_documents, render_html
+from ..pipeline.textcat_attention import ATTENTION_ATTR
+from ..pipeline.textcat_attention import register_extension as register_attention_extension
+from ..relations import register_extensions
 from ._app import app
+
+register_extensions()
+register_attention_extension()
+
+INPUT_FORMATS = (".txt", ".jsonl")
+# One input document: its text and, for JSONL, the object's other fields.
+InputDoc = Tuple[str, Optional[Dict[str, Any]]]
+
+
+class InputError(ValueError):
+    """An input file that cannot be read as documents; the message names the file and line."""
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def read_documents(path: Union[str, Path], paragraphs: bool = False) -> Iterator[InputDoc]:
+    """Yield ``(text, meta)`` for each document of `path`, lazily (one line in memory at a time,
+    one paragraph with `paragraphs`). `meta` is None for ``.txt`` and the JSON object's fields
+    other than ``"text"`` for ``.jsonl``.
+
+    path (Union[str, Path]): a ``.txt`` or ``.jsonl`` file (UTF-8).
+    paragraphs (bool): ``.txt`` only: one document per blank-line-separated paragraph (its lines
+        joined by "\\n") instead of one per line.
+    RAISES (InputError): for another extension, a missing or unreadable file, or a JSONL line
+        that is not an object with a string "text" (with the file and line number).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_FORMATS:
+        raise InputError(
+            f"{path}: unsupported input format {path.suffix or '(no extension)'!r}; "
+            f"expected one of {', '.join(INPUT_FORMATS)}"
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if suffix == ".jsonl":
+        yield from _read_jsonl(path)
+    elif paragraphs:
+        yield from ((text, None) for text in _read_paragraphs(path))
+    else:
+        yield from ((text, None) for text in _read_lines(path))
+
+
+def count_documents(path: Union[str, Path], paragraphs: bool = False) -> int:
+    """The number of documents `read_documents` yields for `path`, validating every line on the
+    way (a streaming pass; nothing is kept). RAISES (InputError): as `read_documents`."""
+    return sum(1 for _ in read_documents(path, paragraphs=paragraphs))
+
+
+def _open(path: Path) -> TextIO:
+    try:
+        return path.open(encoding="utf8")
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err}") from err
+
+
+def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """(line number from 1, line without its line break); decoding errors become InputError."""
+    with _open(path) as file:
+        line_no = 0
+        try:
+            for line_no, line in enumerate(file, 1):
+                yield line_no, line.rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: not valid UTF-8 (after line {line_no}): {err}") from err
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    for _, line in _lines(path):
+        yield line
+
+
+def _read_paragraphs(path: Path) -> Iterator[str]:
+    paragraph: List[str] = []
+    for _, line in _lines(path):
+        if line.strip():
+            paragraph.append(line)
+        elif paragraph:
+            yield "\n".join(paragraph)
+            paragraph = []
+    if paragraph:
+        yield "\n".join(paragraph)
+
+
+def _read_jsonl(path: Path) -> Iterator[InputDoc]:
+    for line_no, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise InputError(f"{path}, line {line_no}: not valid JSON: {err}") from err
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}, line {line_no}: expected a JSON object with a \"text\" field, "
+                f"got {type(record).__name__}"
+            )
+        text = record.pop("text", None)
+        if not isinstance(text, str):
+            problem = "no \"text\" field" if text is None else f"\"text\" is {type(text).__name__}"
+            raise InputError(f"{path}, line {line_no}: {problem}; expected a string")
+        yield text, record
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def span_to_dict(span: Span) -> Dict[str, Any]:
+    """``{"text", "label", "start", "end"}`` with character offsets into ``doc.text``."""
+    return {
+        "text": span.text,
+        "label": span.label_,
+        "start": span.start_char,
+        "end": span.end_char,
+    }
+
+
+def doc_to_record(doc: Doc, meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The JSON-serializable record of a processed Doc::
+
+        {"text": str,
+         "entities": [{"text", "label", "start", "end"}, ...],       # doc.ents, char offsets
+         "relations": [{"head": {...}, "tail": {...}, "label": str, "score": float}, ...],
+         "cats": {label: score},
+         "meta": {...}}                                               # only when `meta` is given
+
+    Head and tail have the entities' form; ``text[start:end]`` is the span's text.
+    """
+    record: Dict[str, Any] = {
+        "text": doc.text,
+        "entities": [span_to_dict(ent) for ent in doc.ents],
+        "relations": [
+            {
+                "head": span_to_dict(rel.head),
+                "tail": span_to_dict(rel.tail),
+                "label": rel.label,
+                "score": round(float(rel.score), 4),
+            }
+            for rel in doc._.relations
+        ],
+        "cats": {label: float(score) for label, score in doc.cats.items()},
+    }
+    if meta is not None:
+        record["meta"] = meta
+    return record
+
+
+# --- displaCy -----------------------------------------------------------------------------------
+
+
+def doc_to_displacy(doc: Doc, title: Optional[str] = None) -> Tuple[Dict[str, Any], int]:
+    """The Doc as displaCy's manual ``dep`` input, and the number of relations left out.
+
+    Each entity (and each relation argument not among ``doc.ents``, where it does not overlap a
+    longer span) is merged into one "word" whose tag is its label; other tokens are words with no
+    tag (whitespace tokens are dropped, punctuation joins the word before it, as in displaCy's
+    default ``collapse_punct``). Each relation is an arc from the head's word to the
+    tail's word labelled "LABEL score"; ``dir`` is "right" when the arrow points to the later word
+    and "left" when it points to the earlier one, as displaCy draws dependencies (arrow at the
+    dependent). A relation whose head and tail overlap or fall on the same word cannot be drawn:
+    it is left out and counted.
+
+    RETURNS (Tuple[Dict[str, Any], int]): ``{"words": [{"text", "tag"}], "arcs": [{"start",
+        "end", "label", "dir"}], "title"?, "settings"}`` and the number of relations left out.
+    """
+    relations = doc._.relations
+    merged = filter_spans(list(doc.ents) + [s for r in relations for s in (r.head, r.tail)])
+    merged_at = {span.start: span for span in merged}
+    words: List[Dict[str, str]] = []
+    word_of_token: Dict[int, int] = {}
+    i = 0
+    while i < len(doc):
+        span = merged_at.get(i)
+        if span is not None:
+            for j in range(span.start, span.end):
+                word_of_token[j] = len(words)
+            words.append({"text": span.text, "tag": html.escape(span.label_)})
+            i = span.end
+            continue
+        token = doc[i]
+        if token.is_punct and words and i > 0 and not doc[i - 1].whitespace_:
+            # Attach punctuation to the word before, as displaCy's collapse_punct does.
+            word_of_token[i] = len(words) - 1
+            words[-1]["text"] += token.text
+        elif not token.is_space:
+            word_of_token[i] = len(words)
+            words.append({"text": token.text, "tag": ""})
+        i += 1
+    arcs: List[Dict[str, Any]] = []
+    skipped = 0
+    for rel in relations:
+        head_word = _word_of_span(rel.head, word_of_token)
+        tail_word = _word_of_span(rel.tail, word_of_token)
+        overlap = rel.head.start < rel.tail.end and rel.tail.start < rel.head.end
+        if overlap or head_word is None or tail_word is None or head_word == tail_word:
+            skipped += 1
+            continue
+        label = html.escape(f"{rel.label} {float(rel.score):.2f}")
+        if head_word < tail_word:
+            arcs.append({"start": head_word, "end": tail_word, "label": label, "dir": "right"})
+        else:
+            arcs.append({"start": tail_word, "end": head_word, "label": label, "dir": "left"})
+    parse: Dict[str, Any] = {
+        "words": words,
+        "arcs": arcs,
+        "settings": {
+            "lang": doc.lang_,
+            "direction": doc.vocab.writing_system.get("direction", "ltr"),
+        },
+    }
+    if title:
+        parse["title"] = html.escape(title)
+    return parse, skipped
+
+
+def _word_of_span(span: Span, word_of_token: Dict[int, int]) -> Optional[int]:
+    """The word of the span's first non-space token (None for an all-space span)."""
+    for token in span:
+        if token.i in word_of_token:
+            return word_of_token[token.i]
+    return None
+
+
+def doc_to_attention_html(doc: Doc, top_k: int = 3) -> str:
+    """The Doc's text with each token highlighted by its `textcat_attention` weight, and its top
+    categories; "" when the Doc has no ``doc._.textcat_attention`` weights.
+
+    A token's weight is the mean over the attention heads, divided by the Doc's largest one;
+    it is the opacity of the token's background. The tokens are plain HTML
+    ``<span class="attention-token">`` with their text escaped (displaCy has no token
+    highlighting). Below them, the `top_k` highest ``doc.cats`` with their scores.
+    """
+    weights = doc._.get(ATTENTION_ATTR)
+    if weights is None:
+        return ""
+    per_token = weights.mean(axis=0) if weights.shape[0] else weights.sum(axis=0)
+    top = float(per_token.max()) if per_token.size else 0.0
+    tokens = []
+    for token, weight in zip(doc, per_token):
+        alpha = float(weight) / top if top > 0 else 0.0
+        tokens.append(
+            f'<span class="attention-token" title="{float(weight):.4f}" '
+            f'style="background-color: rgba(255, 140, 0, {alpha:.3f}); border-radius: 0.2em">'
+            f"{html.escape(token.text)}</span>{html.escape(token.whitespace_)}"
+        )
+    parts = [
+        '<div class="attention" style="margin-top: 1rem; line-height: 2; white-space: pre-wrap">'
+        + "".join(tokens)
+        + "</div>"
+    ]
+    cats = sorted(doc.cats.items(), key=lambda item: -item[1])[:top_k]
+    if cats:
+        shown = ", ".join(f"<b>{html.escape(label)}</b> {score:.2f}" for label, score in cats)
+        parts.append(f'<div class="attention-cats" style="margin-top: 0.5rem">{shown}</div>')
+    return "".join(parts)
+
+
+def render_html(
+    parses: List[Dict[str, Any]],
+    options: Optional[Dict[str, Any]] = None,
+    below: Optional[List[str]] = None,
+) -> str:
+    """One HTML page with one displaCy ``dep`` figure per parse (see `doc_to_displacy`), each
+    followed, inside its figure, by the HTML of `below` at the same index (e.g. from
+    `doc_to_attention_html`; "" for nothing). displaCy's own page and figure templates."""
+    below = below if below is not None else [""] * len(parses)
+    if len(below) != len(parses):
+        raise ValueError(f"render_html: {len(parses)} parses but {len(below)} 'below' entries")
+    figures = []
+    for parse, extra in zip(parses, below):
+        svg = displacy.render(
+            parse, style="dep", manual=True, page=False, jupyter=False, options=options or {}
+        )
+        figures.append(TPL_FIGURE.format(content=svg + extra))
+    settings = parses[0].get("settings", {}) if parses else {}
+    return TPL_PAGE.format(
+        content="".join(figures),
+        lang=settings.get("lang", "en"),
+        dir=settings.get("direction", "ltr"),
+    ).strip()  # as displacy.render
+
+
+# --- the pipeline run ---------------------------------------------------------------------------
+
+
+@dataclass
+class ExtractionSummary:
+    """Counts of one extraction run."""
+
+    n_docs: int = 0
+    n_words: int = 0
+    n_entities: int = 0
+    n_relations: int = 0
+    n_skipped_arcs: int = 0
+    seconds: float = 0.0
+    html_parses: List[Dict[str, Any]] = field(default_factory=list)
+    # Per drawn document: its `doc_to_attention_html` ("" without textcat_attention weights).
+    html_attention: List[str] = field(default_factory=list)
+
+    @property
+    def words_per_second(self) -> float:
+        return self.n_words / self.seconds if self.seconds > 0 else 0.0
+
+
+def extract(
+    nlp: Language,
+    documents: Iterable[InputDoc],
+    write: Callable[[str], Any],
+    *,
+    n_process: int = 1,
+    batch_size: int = 64,
+    html_limit: int = 0,
+    progress: Optional[Callable[[int], Any]] = None,
+) -> ExtractionSummary:
+    """Process `documents` with ``nlp.pipe`` and `write` one JSON line (with its "\\n") per
+    document as it comes, in input order: N documents in, N lines out. Memory stays constant in
+    the number of documents, except for the displaCy parses (and attention highlights) of the
+    first `html_limit` documents, kept in the summary for `render_html`.
+
+    documents (Iterable[InputDoc]): ``(text, meta)`` pairs, e.g. from `read_documents`.
+    write (Callable[[str], Any]): receives each line, e.g. ``file.write``.
+    n_process (int), batch_size (int): passed to ``nlp.pipe``.
+    html_limit (int): how many documents to draw (0: none).
+    progress (Optional[Callable[[int], Any]]): called with the number of documents done, e.g.
+        ``tqdm.update``.
+    RETURNS (ExtractionSummary): the counts, the time, the displaCy parses and highlights.
+    """
+    summary = ExtractionSummary()
+    start = time.perf_counter()
+    docs = nlp.pipe(documents, as_tuples=True, n_process=n_process, batch_size=batch_size)
+    for doc, meta in docs:
+        record = doc_to_record(doc, meta)
+        write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        if summary.n_docs < html_limit:
+            parse, skipped = doc_to_displacy(doc, title=f"#{summary.n_docs + 1}")
+            summary.html_parses.append(parse)
+            summary.html_attention.append(doc_to_attention_html(doc))
+            summary.n_skipped_arcs += skipped
+        summary.n_docs += 1
+        summary.n_words += sum(1 for token in doc if not token.is_space)
+        summary.n_entities += len(record["entities"])
+        summary.n_relations += len(record["relations"])
+        if progress is not None:
+            progress(1)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+# --- the command --------------------------------------------------------------------------------
+
 
 # Inputs with fewer documents than this get no progress bar.
 PROGRESS_MIN_DOCS = 500

@@ -1,6 +1,6 @@
 """Convert SemEval-2010 Task 8 and hold out a stratified dev split, into DocBins.
 
-    python benchmarks/prepare_semeval.py ../shared/datasets/semeval2010_task8/SemEval2010_task8_all_data corpus/semeval
+    python -m spacy_ie.datasets.semeval ../shared/datasets/semeval2010_task8/SemEval2010_task8_all_data corpus/semeval
 
 Reads ``SemEval2010_task8_training/TRAIN_FILE.TXT`` (8,000 sentences) and
 ``SemEval2010_task8_testing_keys/TEST_FILE_FULL.TXT`` (2,717 sentences, the test set with its

@@ -1,6 +1,6 @@
 """Raw text for `spacy pretrain` from the training splits of the datasets here -> JSONL.
 
-    python benchmarks/prepare_pretrain_text.py ../shared/datasets corpus/pretrain/raw_text.jsonl
+    python -m spacy_ie.datasets.pretrain_text ../shared/datasets corpus/pretrain/raw_text.jsonl
 
 Writes one ``{"text": ...}`` line per sentence (spaCy's ``spacy.JsonlCorpus.v1`` format) from:
 - CoNLL-2003 ``train.txt`` and ``valid.txt`` (Reuters news; the first column of each token line;
@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List
 import srsly
 import typer
 
-from prepare_trec import read_trec
+from .trec import read_trec
 from spacy_ie.training.converters import convert_file
 
 

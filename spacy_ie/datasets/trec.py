@@ -1,6 +1,6 @@
 """TREC question classification (Li & Roth 2002) -> spaCy DocBins with one-hot `doc.cats`.
 
-    python benchmarks/prepare_trec.py ../shared/datasets/trec corpus/trec [--seed 0] [--dev-fraction 0.1]
+    python -m spacy_ie.datasets.trec ../shared/datasets/trec corpus/trec [--seed 0] [--dev-fraction 0.1]
 
 Reads DATA_DIR/TREC.train (the 5,452 training questions) and DATA_DIR/TREC.test (500), one
 question per line as ``COARSE:fine tokens ...``. The files are ASCII except one 0xF0 byte in

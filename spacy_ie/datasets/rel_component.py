@@ -1,6 +1,6 @@
 """Split the spaCy rel_component tutorial annotations as the tutorial does, into DocBins.
 
-    python benchmarks/prepare_rel_component.py ../shared/datasets/rel_component/annotations.jsonl corpus/rel_component
+    python -m spacy_ie.datasets.rel_component ../shared/datasets/rel_component/annotations.jsonl corpus/rel_component
 
 The tutorial (explosion/projects, tutorials/rel_component, scripts/parse_data.py) splits by the
 last digit of the article id in ``meta.source``: 4 -> dev, 3 -> test, anything else -> train,
