@@ -93,13 +93,33 @@ class Relation(NamedTuple):
         return cls(head, tail, label, score, context, attention)
 
 
+def doc_length_chars(doc: Doc) -> int:
+    """``len(doc.text)`` in O(1): the end of the last token plus its trailing whitespace.
+
+    ``Doc.text`` joins every token's text each time it is read (O(tokens)), so calling it per
+    relation made storing and reading relations cost relations x tokens (issue #15, F2).
+    """
+    if len(doc) == 0:
+        return 0
+    last = doc[-1]
+    return last.idx + len(last.text) + len(last.whitespace_)
+
+
 def _make_span(doc: Doc, start_char: Any, end_char: Any, label: Any = "") -> Span:
+    """The Span of `doc` covering characters [start_char, end_char), expanded to whole tokens,
+    with `label`. O(log tokens): ``Doc.char_span`` is a binary search over token offsets.
+
+    RAISES (ValueError): if the range is empty or falls outside the Doc's tokens.
+    """
     start, end = int(start_char), int(end_char)
-    span = doc.char_span(start, end, label=str(label), alignment_mode="expand")
-    if span is None or not 0 <= start < end <= len(doc.text):
+    n_chars = doc_length_chars(doc)
+    span = None
+    if 0 <= start < end <= n_chars:
+        span = doc.char_span(start, end, label=str(label), alignment_mode="expand")
+    if span is None or len(span) == 0:
         raise ValueError(
             f"Relation argument characters [{start}, {end}) do not fall on tokens of the Doc "
-            f"({len(doc.text)} characters): {doc.text[:60]!r}"
+            f"({n_chars} characters): {doc[:12].text!r}"
         )
     return span
 
