@@ -35,6 +35,8 @@ from ..pipeline.relation_extractor import RelationExtractor
 from ..scorer import DEFAULT_THRESHOLDS, score_relations, sweep_thresholds
 from ..training.corpus import copy_gold_spans
 from ._app import app
+from ._util import PipelineLoadError
+from ._util import load_pipeline as _load_pipeline
 
 END_TO_END = "end_to_end"
 GOLD_ENTITIES = "gold_entities"
@@ -59,11 +61,16 @@ class PlotsUnavailable(ImportError):
 
 
 def load_pipeline(model: Union[str, Path]) -> Language:
-    """Load a pipeline (package name or directory). RAISES (EvaluationError): if it cannot."""
+    """Load a pipeline (package name or directory) with the CLI's shared loader
+    (`spacy_ie.cli._util.load_pipeline`).
+
+    RAISES (EvaluationError): if it cannot, with that loader's one-line message naming the
+    pipeline and the file that failed.
+    """
     try:
-        return spacy.load(model)
-    except (OSError, ValueError) as err:
-        raise EvaluationError(f"Cannot load the pipeline {str(model)!r}: {err}") from err
+        return _load_pipeline(model)
+    except PipelineLoadError as err:
+        raise EvaluationError(str(err)) from err
 
 
 def load_examples(nlp: Language, data_path: Union[str, Path]) -> List[Example]:

@@ -38,6 +38,7 @@ from ..pipeline.textcat_attention import ATTENTION_ATTR
 from ..pipeline.textcat_attention import register_extension as register_attention_extension
 from ..relations import register_extensions
 from ._app import app
+from ._util import PipelineLoadError, load_pipeline
 
 register_extensions()
 register_attention_extension()
@@ -472,9 +473,9 @@ def extract_cli(
         except (ValueError, ImportError, RuntimeError) as err:
             _fail(f"Cannot use GPU {gpu_id}", str(err))
     try:
-        nlp = spacy.load(model)
-    except (OSError, ValueError, ImportError) as err:
-        _fail(f"Cannot load the pipeline {model}", str(err))
+        nlp = load_pipeline(model)
+    except PipelineLoadError as err:
+        _fail(str(err))
     factories = {nlp.get_pipe_meta(name).factory for name in nlp.pipe_names}
     if "relation_extractor" not in factories:
         _say("warn", f"{model} has no relation_extractor: no relations will be predicted")
