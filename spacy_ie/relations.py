@@ -130,10 +130,22 @@ RelationLike = Union[Relation, Dict[str, Any]]
 def _to_records(doc: Doc, value: Optional[Iterable[RelationLike]]) -> List[Dict[str, Any]]:
     """Validate relations for `doc` and normalize them to plain-type records."""
     records = []
+    # Whether each other Doc the spans belong to has `doc`'s text: compared once per Doc, not
+    # per span (Doc.text is rebuilt on every read, O(tokens)).
+    same_text: Dict[int, bool] = {}
+
+    def of_this_doc(span: Span) -> bool:
+        if span.doc is doc:
+            return True
+        key = id(span.doc)
+        if key not in same_text:
+            same_text[key] = span.doc.text == doc.text
+        return same_text[key]
+
     for item in value or ():
         if isinstance(item, Relation):
             spans = [item.head, item.tail] + ([item.context] if item.context is not None else [])
-            if any(span.doc is not doc and span.doc.text != doc.text for span in spans):
+            if not all(of_this_doc(span) for span in spans):
                 raise ValueError(
                     "The head, tail and context of a relation must be spans of this Doc (or "
                     f"of a Doc with the same text): {item.head.text!r} -> {item.tail.text!r}"

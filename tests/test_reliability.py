@@ -70,6 +70,20 @@ def test_storing_and_reading_relations_never_rebuilds_the_text():
     assert read[-1].tail.end_char == len(super(TextCountingDoc, doc).text)
 
 
+def test_spans_of_a_copy_compare_the_text_once_not_per_relation():
+    """Relations whose spans belong to a copy of the Doc (same text) are accepted, and the two
+    texts are compared once for the whole assignment, not once per head and tail."""
+    doc = long_doc(200)
+    other = doc.copy()
+    ents = other.ents
+    relations = [Relation(ents[i], ents[i + 1], "knows", 0.5) for i in range(len(ents) - 1)]
+    TextCountingDoc.text_reads = 0
+    doc._.relations = relations
+    assert TextCountingDoc.text_reads <= 1
+    assert [(r.head.start, r.tail.start) for r in doc._.relations] == [(r.head.start, r.tail.start) for r in relations]
+    assert all(r.head.doc is doc for r in doc._.relations)
+
+
 def test_offsets_past_the_end_are_still_rejected():
     doc = long_doc(3)
     end = len(super(TextCountingDoc, doc).text)
