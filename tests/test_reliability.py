@@ -95,6 +95,48 @@ def test_offsets_past_the_end_are_still_rejected():
     assert doc._.relations[0].tail.text == "."
 
 
+# --- item 6: Docs with relations go through Doc.to_bytes/from_bytes (n_process, DocBin) cheaply ---
+
+
+def test_doc_bytes_with_relations_do_not_rescan_entry_points(monkeypatch):
+    """A Doc with relations has a non-empty user_data: two more srsly msgpack calls per
+    to_bytes/from_bytes. None of them may filter the installed packages' entry points again
+    (spacy_ie/_srsly.py), when no package extends srsly's msgpack hooks."""
+    import catalogue
+    from srsly.msgpack import msgpack_decoders, msgpack_encoders
+
+    if msgpack_encoders.get_entry_points() or msgpack_decoders.get_entry_points():
+        pytest.skip("an installed package extends srsly's msgpack hooks: the scan is kept")
+    real, scans = catalogue.AVAILABLE_ENTRY_POINTS, []
+
+    class CountingEntryPoints:
+        def select(self, **kwargs):
+            scans.append(kwargs)
+            return real.select(**kwargs)
+
+        def get(self, *args):
+            scans.append(args)
+            return real.get(*args)
+
+    monkeypatch.setattr(catalogue, "AVAILABLE_ENTRY_POINTS", CountingEntryPoints())
+    doc = long_doc(2)
+    doc._.relations = [Relation(doc.ents[0], doc.ents[1], "knows", 0.5)]
+    back = Doc(NLP.vocab).from_bytes(doc.to_bytes())
+    assert scans == []
+    assert back._.relations_data == doc._.relations_data
+
+
+def test_the_entry_point_scan_is_kept_when_a_package_extends_msgpack(monkeypatch):
+    from srsly.msgpack import msgpack_encoders
+
+    from spacy_ie._srsly import skip_empty_msgpack_entry_points
+
+    monkeypatch.setattr(msgpack_encoders, "entry_points", True)
+    monkeypatch.setattr(msgpack_encoders, "get_entry_points", lambda: {"custom": lambda obj, chain=None: obj})
+    assert "srsly_msgpack_encoders" not in skip_empty_msgpack_entry_points()
+    assert msgpack_encoders.entry_points is True
+
+
 # --- F5 and damaged pipelines: clear errors from every loader -------------------------------------
 
 
