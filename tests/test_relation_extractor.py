@@ -4,6 +4,7 @@ import subprocess
 import sys
 from typing import List
 
+import numpy
 import pytest
 import srsly
 import spacy
@@ -373,3 +374,37 @@ def test_unreachable_gold_relations_warn_once_with_counts(nlp):
     assert "4 of 5 gold relations" in message
     assert "2 because a head or tail is not among the spans of span_source = 'ents'" in message
     assert "2 because their (head label, tail label) is outside the type constraints" in message
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
+    examples = make_examples(nlp)
+    rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "exclusive_classes": exclusive})
+    train(nlp, examples, steps=3)
+    candidates = rel.gold_candidates(examples)
+    scores = rel.model.predict(([eg.predicted for eg in examples], candidates))
+    loss, d_logits = rel.get_loss(examples, (candidates, scores))
+    logits = numpy.asarray(scores.logits, dtype="float64")
+    truths = numpy.zeros_like(logits)
+    labels = list(rel.labels)
+    offset = 0
+    for eg, n in zip(examples, candidates.pair_lengths):
+        spans = rel.get_spans(eg.reference)
+        for r in eg.reference._.relations:
+            pair = [spans.index(r.head), spans.index(r.tail)]
+            row = offset + candidates.pairs[offset : offset + n].tolist().index(pair)
+            truths[row, labels.index(r.label)] = 1.0
+        offset += n
+    if exclusive:
+        truths[:, -1] = truths.sum(axis=1) == 0
+        probs = numpy.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        expected = -(truths * numpy.log(probs + 1e-7)).sum(axis=1).mean()
+    else:
+        probs = 1 / (1 + numpy.exp(-logits))
+        expected = -(truths * numpy.log(probs + 1e-7) + (1 - truths) * numpy.log(1 - probs + 1e-7)).mean()
+    assert truths[:, : len(labels)].sum() == sum(len(eg.reference._.relations) for eg in examples)
+    assert loss == pytest.approx(expected, rel=1e-4)
+    numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
+    losses = rel.update(examples, losses={})  # update reports the same loss (no dropout, no step)
+    assert losses["relation_extractor"] == pytest.approx(loss, rel=1e-4)
