@@ -212,7 +212,7 @@ def test_span_group_source_with_overlapping_spans(nlp):
     predicted = nlp.make_doc(doc.text)
     predicted.spans["entities"] = [Span(predicted, s.start, s.end, s.label_) for s in doc.spans["entities"]]
     examples = [Example(predicted, doc)]
-    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "spans_key": "entities"})
     train(nlp, examples, steps=40)
     assert predicted_triples(nlp, examples) == [
         sorted([("Ann", "WORKS_FOR", "New York University"), ("New York University", "LOCATED_IN", "New York")])
@@ -308,7 +308,7 @@ def test_one_relation_per_pair_keeps_the_likelier_direction(nlp):
 
 def test_empty_and_duplicate_spans_are_skipped(nlp):
     examples = make_examples(nlp)
-    rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "threshold": 0.0, "span_source": "grp"})
+    rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "threshold": 0.0, "spans_key": "grp"})
     for eg in examples:
         eg.reference.spans["grp"] = list(eg.reference.ents)
     train(nlp, examples, steps=2)
@@ -372,7 +372,7 @@ def test_unreachable_gold_relations_warn_once_with_counts(nlp):
     message = messages[0]
     # Alice-Acme and Acme-Paris: no span; Bob-Rome (PER, LOC) and Carol-Dave (PER, PER): types
     assert "4 of 5 gold relations" in message
-    assert "2 because a head or tail is not among the spans of span_source = 'ents'" in message
+    assert "2 because a head or tail is not among the spans of doc.ents" in message
     assert "2 because their (head label, tail label) is outside the type constraints" in message
 
 
@@ -408,3 +408,16 @@ def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
     numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
     losses = rel.update(examples, losses={})  # update reports the same loss (no dropout, no step)
     assert losses["relation_extractor"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_span_source_still_loads_as_spans_key(nlp):
+    with pytest.warns(DeprecationWarning, match="spans_key"):
+        rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
+    assert rel.cfg["spans_key"] == "entities"
+    with pytest.warns(DeprecationWarning):
+        old = spacy.blank("en").add_pipe("relation_extractor", config={"span_source": "ents"})
+    assert old.cfg["spans_key"] is None
+    rel.cfg["span_source"] = "ents"  # a cfg saved by an older version
+    rel.cfg.pop("spans_key")
+    rel._migrate_cfg()
+    assert rel.cfg["spans_key"] is None and "span_source" not in rel.cfg

@@ -39,7 +39,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)
     default_config={
         "model": DEFAULT_MODEL,
         "candidates": {"@misc": "spacy_ie.EntityPairCandidates.v1"},
-        "span_source": "ents",
+        "spans_key": None,
         "threshold": 0.5,
         "thresholds": None,
         "exclusive_classes": False,
@@ -60,7 +60,7 @@ def make_relation_extractor(
     name: str,
     model: Model,
     candidates: EntityPairCandidates,
-    span_source: str,
+    spans_key: Optional[str],
     threshold: float,
     thresholds: Optional[Dict[str, float]],
     exclusive_classes: bool,
@@ -68,14 +68,23 @@ def make_relation_extractor(
     symmetric_labels: List[str],
     store_attention: bool,
     scorer: Optional[Callable],
+    span_source: Optional[str] = None,
 ) -> "RelationExtractor":
-    """Create a `RelationExtractor` (see its docstring for the settings)."""
+    """Create a `RelationExtractor` (see its docstring for the settings). `span_source` is the
+    former name of `spans_key` ("ents" for doc.ents), still read with a DeprecationWarning."""
+    if span_source is not None:
+        warnings.warn(
+            f"[{name}] `span_source` is deprecated: use `spans_key` (null for doc.ents, else the "
+            "key of a span group, as spaCy's spancat names it)",
+            DeprecationWarning,
+        )
+        spans_key = None if span_source == "ents" else span_source
     return RelationExtractor(
         nlp.vocab,
         model,
         name,
         candidates=candidates,
-        span_source=span_source,
+        spans_key=spans_key,
         threshold=threshold,
         thresholds=thresholds,
         exclusive_classes=exclusive_classes,
@@ -235,7 +244,7 @@ class RelationExtractor(TrainablePipe):
     """Predict directed, labelled relations between entity pairs; writes `doc._.relations`.
 
     For every candidate pair (see `spacy_ie.EntityPairCandidates.v1`) among the spans of
-    `span_source` (``"ents"`` for ``doc.ents``, else the key of a span group), the model gives
+    ``doc.ents`` (`spans_key` null) or the span group ``doc.spans[spans_key]``, the model gives
     one score per label:
     - ``exclusive_classes = false``: independent sigmoids, binary cross-entropy loss, every label
       whose probability reaches its threshold is predicted (like spaCy's textcat_multilabel);
@@ -260,7 +269,7 @@ class RelationExtractor(TrainablePipe):
         name: str = "relation_extractor",
         *,
         candidates: Optional[EntityPairCandidates] = None,
-        span_source: str = "ents",
+        spans_key: Optional[str] = None,
         threshold: float = 0.5,
         thresholds: Optional[Dict[str, float]] = None,
         exclusive_classes: bool = False,
@@ -279,7 +288,7 @@ class RelationExtractor(TrainablePipe):
         self.scorer = scorer
         self.cfg: Dict[str, Any] = {
             "labels": [],
-            "span_source": span_source,
+            "spans_key": spans_key,
             "threshold": threshold,
             "thresholds": dict(thresholds or {}),
             "exclusive_classes": exclusive_classes,
@@ -314,10 +323,10 @@ class RelationExtractor(TrainablePipe):
         return 1
 
     def get_spans(self, doc: Doc) -> List[Span]:
-        """The spans of `doc` that relations may connect (``doc.ents`` or the span group
-        `span_source`), as `span_list` orders them: sorted, distinct, none empty."""
-        source = self.cfg["span_source"]
-        return span_list(doc.ents if source == "ents" else doc.spans.get(source, []))
+        """The spans of `doc` that relations may connect (``doc.ents``, or the span group
+        `spans_key`), as `span_list` orders them: sorted, distinct, none empty."""
+        key = self.cfg["spans_key"]
+        return span_list(doc.ents if key is None else doc.spans.get(key, []))
 
     # --- prediction ---------------------------------------------------------------------
 
@@ -520,11 +529,12 @@ class RelationExtractor(TrainablePipe):
                     counts["type"] += 1
                 elif (head, tail) not in pairs:
                     counts["pair"] += 1
-        source = self.cfg["span_source"]
+        key = self.cfg["spans_key"]
+        source = "doc.ents" if key is None else f"doc.spans[{key!r}]"
         gen = self.candidates
         reasons = {
-            "span": f"a head or tail is not among the spans of span_source = {source!r} (e.g. "
-            "overlapping or nested entities, which doc.ents cannot hold): set span_source to a "
+            "span": f"a head or tail is not among the spans of {source} (e.g. overlapping or "
+            "nested entities, which doc.ents cannot hold): set spans_key to a "
             "span group that holds every entity (the converters write doc.spans[\"entities\"])",
             "type": "their (head label, tail label) is outside the type constraints (of their "
             "relation label, or of every label): widen `candidates.type_constraints` or learn "
@@ -555,6 +565,7 @@ class RelationExtractor(TrainablePipe):
         """Load as every TrainablePipe does, then restore the type constraints and check that
         the model's output width fits the labels. RAISES (ValueError): if it does not."""
         super().from_disk(path, exclude=exclude)
+        self._migrate_cfg()
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
         self._check_output_width(f"{path}/cfg and {path}/model")
         return self
@@ -562,9 +573,16 @@ class RelationExtractor(TrainablePipe):
     def from_bytes(self, bytes_data, *, exclude=tuple()) -> "RelationExtractor":
         """As `from_disk`. RAISES (ValueError): if the output width does not fit the labels."""
         super().from_bytes(bytes_data, exclude=exclude)
+        self._migrate_cfg()
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
         self._check_output_width("the serialized component")
         return self
+
+    def _migrate_cfg(self) -> None:
+        """A cfg saved before `span_source` was renamed `spans_key` ("ents": doc.ents)."""
+        if "span_source" in self.cfg:
+            source = self.cfg.pop("span_source")
+            self.cfg["spans_key"] = None if source == "ents" else source
 
     def _check_output_width(self, source: str) -> None:
         """RAISES (ValueError): if the loaded model's output width is not the number of labels
