@@ -269,7 +269,7 @@ def nlp_and_doc(trained_pipeline):
     that went through it (so the tok2vec output is on ``doc.tensor`` for the listener)."""
     nlp = spacy.load(trained_pipeline)
     rel = nlp.get_pipe("relation_extractor")
-    rel.cfg["span_source"] = "grp"
+    rel.cfg["spans_key"] = "grp"
     return nlp, rel, nlp(TEXT)
 
 
