@@ -1,7 +1,7 @@
 """Long documents: what the relation extractor and ``doc._.relations`` cost as one Doc grows.
 
     OMP_NUM_THREADS=1 python benchmarks/long_docs.py MODEL [--data-dir ../shared/datasets]
-        [--sizes 10000,30000,100000] [--filler 30]
+        [--sizes 10000,30000,100000] [--filler 50]
 
 MODEL is a trained tok2vec -> ner -> relation_extractor pipeline, e.g. the `conll04` workflow's
 ``training/conll04/model-best``. Each long Doc is built from real sentences: CoNLL04 test
@@ -151,7 +151,7 @@ def main(
     model: Path = typer.Argument(..., help="A trained tok2vec -> ner -> relation_extractor pipeline."),
     data_dir: Path = typer.Option(Path("../shared/datasets"), help="Holds conll04/ and semeval2010_task8/."),
     sizes: str = typer.Option("10000,30000,100000", help="Doc lengths in tokens, comma-separated."),
-    filler: int = typer.Option(30, help="SemEval sentences after each CoNLL04 sentence."),
+    filler: int = typer.Option(50, help="SemEval sentences after each CoNLL04 sentence."),
     repeats: int = typer.Option(3, help="Timed passes per figure; the best is reported."),
     component: str = typer.Option("relation_extractor", help="The component to time."),
 ) -> None:

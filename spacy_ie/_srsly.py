@@ -1,40 +1,81 @@
-"""Make srsly's msgpack calls cheap again when no package extends them (issue #15, item 6).
+"""Make srsly's msgpack calls cheap again (issue #15, item 6: n_process scaling).
 
 Every ``srsly.msgpack_dumps`` / ``msgpack_loads`` builds a Packer or Unpacker, whose
 ``__init__`` asks the catalogue registries ``srsly.msgpack_encoders`` / ``msgpack_decoders``
-for all their functions (srsly/msgpack/__init__.py). Those registries are created with
-``entry_points=True``, so each call also filters every installed package's entry points
-(``catalogue.Registry.get_all`` -> ``AVAILABLE_ENTRY_POINTS.select``): about 0.6 ms of the
-1 ms a tiny msgpack call costs in this environment (see BENCHMARKS.md, "Multiprocessing").
+for all their hooks (srsly/msgpack/__init__.py). ``catalogue.Registry.get_all`` answers by
+filtering every installed package's entry points (the registries are created with
+``entry_points=True``) and by walking catalogue's whole global registry: about 1 ms per call in
+this environment, 0.1 ms without the entry-point part, against under 1 us for packing a small
+object (see BENCHMARKS.md, "Multiprocessing").
 
 ``Doc.to_bytes``/``from_bytes`` make one such call per Doc, plus two more (the keys and the
-values of ``doc.user_data``) as soon as ``doc.user_data`` is not empty: any Doc with
+values of ``doc.user_data``) as soon as ``doc.user_data`` is not empty: every Doc with
 ``doc._.relations`` pays them. ``nlp.pipe(n_process=...)`` ships every Doc from the workers with
 ``Doc.to_bytes`` and the parent process alone rebuilds them with ``Doc.from_bytes``, so that
-fixed cost per Doc lands on the serial part and erodes the speed-up.
+fixed cost per Doc lands on the serial part and most of the speed-up of a second process went.
 
-catalogue reads the entry points once, when it is imported (``AVAILABLE_ENTRY_POINTS``), so
-when no installed package declares an ``srsly_msgpack_encoders`` / ``srsly_msgpack_decoders``
-entry point, looking them up again on every call can only return nothing: turning the lookup
-off for those two registries changes no result. When a package does declare one, nothing is
-changed. The upstream discussion of this hot spot: explosion/catalogue#43.
+`cache_msgpack_hooks` gives each of the two registries a `CachedHooks` lookup: the same
+answer as ``get_all``, computed again only when catalogue's global registry changed. It is
+applied only to a registry that no installed package extends through entry points (catalogue
+reads the entry points once, at import, so for such a registry that part can only return
+nothing); otherwise nothing is changed. Upstream discussion of the hot spot:
+explosion/catalogue#43.
 """
-from typing import List
+from typing import Any, Dict, List, Tuple
 
+import catalogue
 from srsly.msgpack import msgpack_decoders, msgpack_encoders
 
+REGISTRIES = (msgpack_encoders, msgpack_decoders)
 
-def skip_empty_msgpack_entry_points() -> List[str]:
-    """Stop srsly's msgpack encoder/decoder registries from scanning the installed packages'
-    entry points on every pack/unpack, for each registry that has no entry points at all.
 
-    Safe to call any number of times (it is called when ``spacy_ie.relations`` is imported).
-    RETURNS (List[str]): the entry-point groups for which the scan was turned off (empty when
-        some package extends srsly's msgpack hooks, or when it was already off).
+class CachedHooks:
+    """A drop-in ``get_all`` for one srsly msgpack registry without entry points.
+
+    Returns a copy of ``catalogue.Registry.get_all(registry)``, recomputed when catalogue's
+    global registry changed size (a function registered or removed anywhere) or when one of the
+    cached hooks was replaced, so hooks registered after this was installed are still used.
+    """
+
+    def __init__(self, registry: catalogue.Registry) -> None:
+        self.registry = registry
+        self.size = -1
+        self.hooks: Dict[str, Any] = {}
+        self.keys: List[Tuple[Tuple[str, ...], Any]] = []
+
+    def __call__(self) -> Dict[str, Any]:
+        table = catalogue.REGISTRY
+        if len(table) != self.size or any(table.get(key) is not func for key, func in self.keys):
+            self.hooks = catalogue.Registry.get_all(self.registry)
+            namespace = tuple(self.registry.namespace)
+            self.keys = [(namespace + (name,), func) for name, func in self.hooks.items()]
+            self.size = len(table)
+        return dict(self.hooks)
+
+
+def cache_msgpack_hooks() -> List[str]:
+    """Install a `CachedHooks` lookup on srsly's msgpack encoder and decoder registries, each
+    when no installed package declares entry points for it. Safe to call any number of times
+    (it is called when ``spacy_ie.relations`` is imported).
+
+    RETURNS (List[str]): the entry-point groups of the registries changed by this call.
     """
     changed = []
-    for registry in (msgpack_encoders, msgpack_decoders):
-        if registry.entry_points and not registry.get_entry_points():
-            registry.entry_points = False
-            changed.append(registry.entry_point_namespace)
+    for registry in REGISTRIES:
+        if isinstance(registry.__dict__.get("get_all"), CachedHooks):
+            continue
+        if registry.entry_points and registry.get_entry_points():
+            continue  # a package extends srsly's msgpack hooks: keep the stock lookup
+        registry.entry_points = False
+        registry.get_all = CachedHooks(registry)
+        changed.append(registry.entry_point_namespace)
     return changed
+
+
+def restore_msgpack_hooks() -> None:
+    """Undo `cache_msgpack_hooks` (srsly's stock lookup, with the entry-point scan), e.g. to
+    measure the difference (benchmarks/multiprocess.py --stock-srsly)."""
+    for registry in REGISTRIES:
+        if isinstance(registry.__dict__.get("get_all"), CachedHooks):
+            del registry.get_all
+            registry.entry_points = True

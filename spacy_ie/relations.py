@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from spacy.tokens import Doc, Span
 
-from ._srsly import skip_empty_msgpack_entry_points
+from ._srsly import cache_msgpack_hooks
 
 RELATIONS_ATTR = "relations"
 RELATIONS_DATA_ATTR = "relations_data"
@@ -221,4 +221,4 @@ def register_extensions() -> None:
 register_extensions()
 # Relations live in doc.user_data, which costs Doc.to_bytes/from_bytes two more msgpack calls per
 # Doc (nlp.pipe(n_process=...), DocBin): keep those calls cheap (see spacy_ie/_srsly.py).
-skip_empty_msgpack_entry_points()
+cache_msgpack_hooks()

@@ -98,43 +98,58 @@ def test_offsets_past_the_end_are_still_rejected():
 # --- item 6: Docs with relations go through Doc.to_bytes/from_bytes (n_process, DocBin) cheaply ---
 
 
-def test_doc_bytes_with_relations_do_not_rescan_entry_points(monkeypatch):
+def test_doc_bytes_with_relations_do_not_look_up_msgpack_hooks_again(monkeypatch):
     """A Doc with relations has a non-empty user_data: two more srsly msgpack calls per
-    to_bytes/from_bytes. None of them may filter the installed packages' entry points again
-    (spacy_ie/_srsly.py), when no package extends srsly's msgpack hooks."""
+    to_bytes/from_bytes. None of them may scan the installed packages' entry points or walk
+    catalogue's registry again (spacy_ie/_srsly.py), when no package extends srsly's hooks."""
     import catalogue
     from srsly.msgpack import msgpack_decoders, msgpack_encoders
 
     if msgpack_encoders.get_entry_points() or msgpack_decoders.get_entry_points():
-        pytest.skip("an installed package extends srsly's msgpack hooks: the scan is kept")
-    real, scans = catalogue.AVAILABLE_ENTRY_POINTS, []
-
-    class CountingEntryPoints:
-        def select(self, **kwargs):
-            scans.append(kwargs)
-            return real.select(**kwargs)
-
-        def get(self, *args):
-            scans.append(args)
-            return real.get(*args)
-
-    monkeypatch.setattr(catalogue, "AVAILABLE_ENTRY_POINTS", CountingEntryPoints())
+        pytest.skip("an installed package extends srsly's msgpack hooks: the stock lookup is kept")
     doc = long_doc(2)
     doc._.relations = [Relation(doc.ents[0], doc.ents[1], "knows", 0.5)]
+    Doc(NLP.vocab).from_bytes(doc.to_bytes())  # the cache is filled
+    lookups = []
+    real_get_all = catalogue.Registry.get_all
+    monkeypatch.setattr(catalogue.Registry, "get_all", lambda self: lookups.append(self) or real_get_all(self))
     back = Doc(NLP.vocab).from_bytes(doc.to_bytes())
-    assert scans == []
+    assert lookups == []
     assert back._.relations_data == doc._.relations_data
 
 
-def test_the_entry_point_scan_is_kept_when_a_package_extends_msgpack(monkeypatch):
+def test_msgpack_hooks_registered_later_are_still_used(monkeypatch):
+    """The cached lookup sees an encoder/decoder pair registered after spacy_ie was imported."""
+    import catalogue
+    import srsly
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+    def encode(obj, chain=None):
+        return {"__point__": obj.x} if isinstance(obj, Point) else (chain(obj) if chain else obj)
+
+    def decode(obj, chain=None):
+        return Point(obj["__point__"]) if "__point__" in obj else (chain(obj) if chain else obj)
+
+    assert srsly.msgpack_loads(srsly.msgpack_dumps({"a": 1})) == {"a": 1}  # cache filled
+    monkeypatch.setitem(catalogue.REGISTRY, ("srsly", "msgpack_encoders", "point"), encode)
+    monkeypatch.setitem(catalogue.REGISTRY, ("srsly", "msgpack_decoders", "point"), decode)
+    assert srsly.msgpack_loads(srsly.msgpack_dumps([Point(3)]))[0].x == 3
+
+
+def test_the_stock_lookup_is_kept_when_a_package_extends_msgpack(monkeypatch):
     from srsly.msgpack import msgpack_encoders
 
-    from spacy_ie._srsly import skip_empty_msgpack_entry_points
+    from spacy_ie._srsly import CachedHooks, cache_msgpack_hooks
 
+    monkeypatch.delattr(msgpack_encoders, "get_all", raising=False)  # the stock lookup
     monkeypatch.setattr(msgpack_encoders, "entry_points", True)
     monkeypatch.setattr(msgpack_encoders, "get_entry_points", lambda: {"custom": lambda obj, chain=None: obj})
-    assert "srsly_msgpack_encoders" not in skip_empty_msgpack_entry_points()
+    assert "srsly_msgpack_encoders" not in cache_msgpack_hooks()
     assert msgpack_encoders.entry_points is True
+    assert not isinstance(msgpack_encoders.__dict__.get("get_all"), CachedHooks)
 
 
 # --- F5 and damaged pipelines: clear errors from every loader -------------------------------------
