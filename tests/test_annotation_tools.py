@@ -7,9 +7,11 @@ Where the inputs come from:
   tests/integration/label_studio_roundtrip.py: our pre-annotations imported through its API,
   corrected through its API, exported with its JSON export. `test_real_label_studio` reruns
   that loop against a live server when $SPACY_IE_LABEL_STUDIO names a label-studio executable.
-- doccano: the JSONL of doccano's documented import/export schema for sequence labeling with
-  relations (see spacy_ie/training/converters/doccano.py), written inline here.
-- the inline Label Studio exports below follow its documented JSON export schema.
+- tests/data/doccano/: written by the real doccano (1.8.4) through
+  tests/integration/doccano_roundtrip.py: our pre-annotations (import.jsonl) imported, corrected
+  and exported (export.jsonl) through its REST API and task queue. `test_real_doccano` reruns
+  that loop when $SPACY_IE_DOCCANO names doccano's venv.
+- the inline exports below follow each tool's documented schema (edge cases the fixtures lack).
 """
 import importlib.util
 import json
@@ -38,7 +40,8 @@ from spacy_ie.training.converters.char_offsets import utf16_to_index
 
 TESTS_DIR = Path(__file__).resolve().parent
 LS_FIXTURES = TESTS_DIR / "data" / "label_studio"
-ROUNDTRIP_SCRIPT = TESTS_DIR / "integration" / "label_studio_roundtrip.py"
+DOCCANO_FIXTURES = TESTS_DIR / "data" / "doccano"
+INTEGRATION_DIR = TESTS_DIR / "integration"
 NLP = spacy.blank("en")
 
 CharEntity = Tuple[int, int, str]
@@ -357,7 +360,9 @@ def test_doccano_pre_annotations_round_trip(tmp_path_factory, doc):
         "relation_scores": [round(r.score, 4) for r in doc._.relations],
     }
     path = tmp_path_factory.mktemp("doccano") / "export.jsonl"
-    path.write_text(doc_to_line(doc, {"id": 3}, "doccano"), encoding="utf8")
+    line = doc_to_line(doc, {"id": 3}, "doccano")
+    assert line.isascii()  # whatever encoding doccano's import guesses
+    path.write_text(line, encoding="utf8")
     (back,), summary = convert_file(path, "doccano")
     assert back.text == doc.text and not summary.changed and not summary.skipped
     assert entities_of(back) == exported_spans(doc)
@@ -457,8 +462,30 @@ def test_real_label_studio_export():
                                                             "add-entity-and-relation"}
 
 
-def load_roundtrip_script():
-    spec = importlib.util.spec_from_file_location("label_studio_roundtrip", ROUNDTRIP_SCRIPT)
+def test_real_doccano_export():
+    """tests/data/doccano/export.jsonl is doccano's own JSONL export after our pre-annotations
+    (import.jsonl, from `doc_to_doccano`) were imported and corrected through its API."""
+    imported = [json.loads(line) for line in
+                (DOCCANO_FIXTURES / "import.jsonl").read_text("utf8").splitlines()]
+    exported = [json.loads(line) for line in
+                (DOCCANO_FIXTURES / "export.jsonl").read_text("utf8").splitlines()]  # fmt: skip
+    expected = json.loads((DOCCANO_FIXTURES / "expected.json").read_text("utf8"))
+    # doccano kept the text and our extra field (as the example's metadata).
+    assert [r["text"] for r in exported] == [r["text"] for r in imported]
+    assert [r["spacy_ie"] for r in exported] == [r["spacy_ie"] for r in imported]
+    docs, summary = convert_file(DOCCANO_FIXTURES / "export.jsonl", "doccano")
+    assert len(docs) == len(expected["docs"]) == len(imported)
+    for doc, want in zip(docs, expected["docs"]):
+        assert doc.text == want["text"]
+        assert json.loads(json.dumps(entities_of(doc))) == want["entities"]
+        assert [r[:3] for r in json.loads(json.dumps(relations_of(doc)))] == want["relations"]
+    assert not summary.skipped and not summary.changed
+    assert {w["correction"] for w in expected["docs"]} >= {"delete-relation", "relabel-relation",
+                                                            "add-entity-and-relation"}
+
+
+def load_roundtrip_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, INTEGRATION_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -470,7 +497,19 @@ def load_roundtrip_script():
     "round trip against a live Label Studio (starts a server on 127.0.0.1, ~1-2 min)",
 )
 def test_real_label_studio(tmp_path):
-    script = load_roundtrip_script()
+    script = load_roundtrip_script("label_studio_roundtrip")
     run = script.run_roundtrip(os.environ["SPACY_IE_LABEL_STUDIO"], tmp_path)
+    assert script.compare(run) == []
+    assert run["summary"].n_docs == len(run["expected"]) > 0
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SPACY_IE_DOCCANO"),
+    reason="set SPACY_IE_DOCCANO to doccano's venv to run the round trip against a live doccano "
+    "(gunicorn on 127.0.0.1 and its celery worker, ~1 min)",
+)
+def test_real_doccano(tmp_path):
+    script = load_roundtrip_script("doccano_roundtrip")
+    run = script.run_roundtrip(Path(os.environ["SPACY_IE_DOCCANO"]), tmp_path)
     assert script.compare(run) == []
     assert run["summary"].n_docs == len(run["expected"]) > 0

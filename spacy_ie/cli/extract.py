@@ -284,6 +284,7 @@ def doc_to_doccano(
     Entities are ``doc.ents`` plus relation arguments outside them, with character offsets.
     doccano has no field for scores: they go, one per relation in order, under ``"spacy_ie"``,
     which doccano keeps as the example's metadata (its import keeps unknown top-level fields).
+    `doc_to_line` writes it as ASCII-only JSON, which doccano's encoding detection cannot misread.
     Source: https://doccano.github.io/doccano/tutorial/#import-dataset ("Sequence Labeling"
     with relations).
     """
@@ -336,7 +337,10 @@ def doc_to_line(
     else:
         raise ValueError(f"unknown output format {output_format!r}; expected one of "
                          f"{', '.join(OUTPUT_FORMATS)}")  # fmt: skip
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    # doccano's import guesses the file's encoding (chardet) unless told; ASCII-only JSON (non-ASCII
+    # characters as \u escapes) reads the same whatever it guesses.
+    ascii_only = output_format == "doccano"
+    return json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":")) + "\n"
 
 
 def model_version_of(nlp: Language) -> str:

@@ -171,7 +171,11 @@ class LabelStudio:
         )  # fmt: skip
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {self.token}"
-        self.version = self._wait()
+        try:
+            self.version = self._wait()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait(self) -> str:
         deadline = time.monotonic() + MAX_START_SECONDS
@@ -183,7 +187,7 @@ class LabelStudio:
                 response = self.session.get(f"{self.url}/api/version", timeout=5)
                 if response.ok:
                     return response.json().get("release", "?")
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(3)
         raise RuntimeError(f"label-studio did not answer within {MAX_START_SECONDS}s")
