@@ -16,9 +16,12 @@ Where the inputs come from:
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 import spacy
@@ -218,6 +221,8 @@ ERROR_CASES = [
      "'direction' must be 'right', 'left' or 'bi', got 'up'"),
     ("label-studio", ls_task(LS_OK, data={"a": "x", "b": "y"}), "task 0, id 1",
      "cannot tell the text"),
+    ("label-studio", json.dumps([{"id": 1, "text": TEXT, "label": []}]), "task 0, id 1",
+     "missing field 'data' (an object with the text); export with Label Studio's 'JSON'"),
     ("label-studio", ls_task([region("a", TEXT, 0, 12, "")]), "task 0, id 1",
      "result 0: each of 'labels' must be a non-empty string"),
     ("label-studio", ls_task(LS_OK + [region("a", TEXT, *LONDON)]), "task 0, id 1",
@@ -513,3 +518,38 @@ def test_real_doccano(tmp_path):
     run = script.run_roundtrip(Path(os.environ["SPACY_IE_DOCCANO"]), tmp_path)
     assert script.compare(run) == []
     assert run["summary"].n_docs == len(run["expected"]) > 0
+
+
+# --- the annotate-loop workflow ------------------------------------------------------------------
+
+
+def test_annotate_loop_workflow(trained_pipeline, tmp_path):
+    """`spacy project run annotate-loop`, with the Label Studio export in tests/data standing in
+    for the user's corrected export: pre-annotate, convert, retrain (a few steps), evaluate."""
+    repo = TESTS_DIR.parent
+    for name in ("project.yml", "configs", "assets/demo"):
+        source, target = repo / name, tmp_path / name
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy(source, target)
+    corrected = tmp_path / "assets" / "annotations" / "corrected.json"
+    corrected.parent.mkdir(parents=True)
+    shutil.copy(LS_FIXTURES / "export.json", corrected)
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "annotate-loop", str(tmp_path),
+         "--vars.annotation_model", str(trained_pipeline), "--vars.demo_max_steps", "20"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    sample = (tmp_path / "assets" / "demo" / "sample.txt").read_text("utf8").splitlines()
+    tasks = json.loads((tmp_path / "annotations" / "pre_annotations.json").read_text("utf8"))
+    assert [t["data"]["text"] for t in tasks] == sample
+    ElementTree.fromstring((tmp_path / "annotations" / "label_config.xml").read_text("utf8"))
+    corrected_path = tmp_path / "corpus" / "annotated" / "corrected.spacy"
+    corrected_docs = list(DocBin().from_disk(corrected_path).get_docs(NLP.vocab))
+    expected = json.loads((LS_FIXTURES / "expected.json").read_text("utf8"))["docs"]
+    assert [doc.text for doc in corrected_docs] == [want["text"] for want in expected]
+    assert (tmp_path / "training" / "annotated" / "model-best" / "meta.json").is_file()
+    metrics = json.loads((tmp_path / "metrics" / "annotated.json").read_text("utf8"))
+    assert "end_to_end" in metrics["views"]

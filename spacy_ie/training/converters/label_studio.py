@@ -21,11 +21,12 @@ labeling config with ``<Labels>`` on a ``<Text>`` and ``<Relations>``
 ``start``/``end`` are character offsets (code points) into the task's text, end exclusive,
 checked against the region's ``text``. Older Label Studio versions counted JavaScript string
 indices (UTF-16 code units, so each emoji counted twice; label-studio issue #1347, fixed by
-PR #1559): when only those give the region's text, they are converted, and counted. A relation's ``direction`` gives head
-and tail: ``"right"`` is ``from_id`` -> ``to_id``, ``"left"`` is ``to_id`` -> ``from_id``,
-``"bi"`` is both (two relations, counted). Each of a relation's ``labels`` is one relation; a
-relation without a label is skipped (counted). A region with several ``labels`` is one entity
-per label (relations use the first).
+PR #1559): when only those give the region's text, they are converted, and counted.
+
+A relation's ``direction`` gives head and tail: ``"right"`` is ``from_id`` -> ``to_id``,
+``"left"`` is ``to_id`` -> ``from_id``, ``"bi"`` is both (two relations, counted). Each of a
+relation's ``labels`` is one relation; a relation without a label is skipped (counted). A region
+with several ``labels`` is one entity per label (relations use the first).
 
 The task's text is ``data["text"]``, or the only string field of ``data``. One Doc per task
 with an annotation: cancelled annotations (``was_cancelled``) do not count; of several, the
@@ -35,7 +36,7 @@ other than ``labels`` and ``relation`` (choices, text areas, ...) are skipped an
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, Hashable, Iterator, List, Optional, Tuple
+from typing import Dict, Hashable, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -95,7 +96,13 @@ def label_studio_to_docs(path: Path, nlp: Language, summary: ConversionSummary) 
 
 def _task_text(task: dict, path: Path, loc: str) -> str:
     data = task.get("data")
-    check(isinstance(data, dict), path, loc, "missing field 'data' (an object with the text)")
+    check(
+        isinstance(data, dict),
+        path,
+        loc,
+        "missing field 'data' (an object with the text); export with Label Studio's 'JSON' "
+        "format (its 'JSON_MIN' and CSV exports have no relations)",
+    )
     if "text" in data:
         text = data["text"]
     else:
