@@ -86,12 +86,13 @@ def label_studio_to_docs(path: Path, nlp: Language, summary: ConversionSummary) 
         check(isinstance(task, dict), path, loc, f"expected a task object, got {task!r:.80}")
         if "id" in task:
             loc = f"task {i}, id {task['id']!r:.40}"
+        text = _task_text(task, path, loc)
         annotation = _pick_annotation(task, summary, path, loc)
         if annotation is None:
             continue
         if "id" in annotation:
             loc += f", annotation {annotation['id']!r:.40}"
-        yield _annotation_to_doc(_task_text(task, path, loc), annotation, nlp, summary, path, loc)
+        yield _annotation_to_doc(text, annotation, nlp, summary, path, loc)
 
 
 def _task_text(task: dict, path: Path, loc: str) -> str:
