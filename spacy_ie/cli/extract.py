@@ -685,6 +685,9 @@ def extract_cli(
     N documents in, N lines out (an empty line of a .txt file is an empty
     document). A record is {"text", "entities", "relations", "cats"} (plus
     "meta", the other fields of a .jsonl object), with character offsets.
+    --format label-studio or doccano writes the predictions as pre-annotations
+    for those annotation tools instead (convert their exports back with
+    `convert --format label-studio|doccano`).
     The output file appears only once everything succeeded. Messages and the
     progress bar go to stderr.
     """
