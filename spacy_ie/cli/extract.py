@@ -448,6 +448,56 @@ def extract_cli(
         ),
     ] = 200,
     gpu_id: Annotated[int, typer.Option("--gpu-id", help="GPU to use; -1: CPU.")] = -1,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: nlp.pipe in this process (--n-process); ray: Ray Data actors "
+            "(--workers), on this machine or the cluster of --address / $RAY_ADDRESS.",
+        ),
+    ] = "local",
+    output_format: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output records: jsonl, or parquet (--engine ray). Default: from the "
+            "--output extension, else jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="--engine ray: actors, each loading the pipeline once.")
+    ] = 1,
+    cpus_per_worker: Annotated[
+        float, typer.Option("--cpus-per-worker", min=0, help="--engine ray: CPUs Ray reserves per actor.")
+    ] = 1.0,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-worker", min=0, help="--engine ray: GPUs per actor (e.g. 0.5: two per GPU)."
+        ),
+    ] = 0.0,
+    disable: Annotated[
+        str,
+        typer.Option("--disable", help="--engine ray: comma-separated components to disable."),
+    ] = "",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--address",
+            help="--engine ray: Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).",
+            show_default=False,
+        ),
+    ] = None,
+    code_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--code",
+            help="--engine ray: Python file each actor imports before loading the pipeline.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Extract entities, relations and document labels from raw text.
 
@@ -457,7 +507,24 @@ def extract_cli(
     "meta", the other fields of a .jsonl object), with character offsets.
     The output file appears only once everything succeeded. Messages and the
     progress bar go to stderr.
+
+    With --engine ray, --output is a directory of JSONL or Parquet shards
+    (records with an "id"; see spacy_ie.ray), INPUT a file, a directory or a
+    glob of .txt, .jsonl and .parquet files.
     """
+    if engine not in ENGINES:
+        _fail(f"Unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        extract_ray_cli(
+            model, str(input_path), output_path, output_format=output_format,
+            paragraphs=paragraphs, batch_size=batch_size, workers=workers,
+            cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+            disable=[name.strip() for name in disable.split(",") if name.strip()],
+            address=ray_address, code=code_path,
+        )  # fmt: skip
+        return
+    if output_format not in (None, "jsonl"):
+        _fail(f"--format {output_format} needs --engine ray; the local engine writes jsonl")
     to_stdout = output_path is None or str(output_path) == "-"
     for path, option in ((None if to_stdout else output_path, "--output"), (html_path, "--html")):
         if path is not None and path.is_dir():
@@ -567,3 +634,116 @@ def _atomic_open(path: Path) -> Iterator[TextIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# --- the Ray engine (--engine ray; spacy_ie.ray) ------------------------------------------------
+
+ENGINES = ("local", "ray")
+
+
+def extract_ray_cli(
+    model: str,
+    input_spec: str,
+    output_path: Optional[Path],
+    *,
+    output_format: Optional[str] = None,
+    paragraphs: bool = False,
+    batch_size: int = 64,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    disable: Iterable[str] = (),
+    address: Optional[str] = None,
+    code: Optional[Path] = None,
+) -> None:
+    """``extract --engine ray``: read `input_spec` (a file, a directory or a glob; see
+    `spacy_ie.ray.input_files`) on this machine, run `spacy_ie.ray.extract_dataset` on a Ray
+    cluster (`address`, else ``$RAY_ADDRESS``, else a local Ray with all CPUs) and write the
+    records as shards into the directory `output_path`, which appears only once everything
+    succeeded (written beside it under a temporary name, then renamed). Ray Data shows its
+    progress on stderr. Then reads the shards back to check that every input id is there once
+    and to count error rows. Exits with code 1 and a message for bad input, an existing
+    non-empty output, a missing Ray, or a failed job; never leaves partial output.
+    """
+    if output_path is None or str(output_path) == "-":
+        _fail("--engine ray writes shards into a directory: give --output DIR")
+    if output_format is None:
+        suffix = output_path.suffix.lower().lstrip(".")
+        output_format = suffix if suffix in ("jsonl", "parquet") else "jsonl"
+    if output_format not in ("jsonl", "parquet"):
+        _fail(f"--engine ray writes --format jsonl or parquet, not {output_format!r}")
+    if output_path.is_file() or (output_path.is_dir() and any(output_path.iterdir())):
+        _fail(f"--output {output_path} exists; remove it or give a new directory")
+    try:
+        from .. import ray as spacy_ie_ray
+    except ImportError as err:
+        _fail("--engine ray needs Ray Data", str(err))
+    try:
+        # A validating pass before Ray starts: bad input fails at once and writes nothing.
+        n_docs = sum(1 for _ in spacy_ie_ray.iter_input(input_spec, paragraphs=paragraphs))
+    except InputError as err:
+        _fail("Cannot read the input; nothing was written", str(err))
+    if n_docs == 0:
+        _fail(f"No documents in {input_spec}; nothing was written")
+
+    start = time.perf_counter()
+    spacy_ie_ray.init_ray(address=address)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(f".{output_path.name}.{os.getpid()}.part")
+    try:
+        # Blocks of at most 1,024 documents, and at least 4 per worker to share out.
+        block_size = max(1, min(1024, -(-n_docs // (4 * workers))))
+        dataset = spacy_ie_ray.read_input(input_spec, paragraphs=paragraphs, block_size=block_size)
+        records = spacy_ie_ray.extract_dataset(
+            dataset, model, workers=workers, batch_size=batch_size,
+            cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+            disable=list(disable), code=code,
+        )  # fmt: skip
+        spacy_ie_ray.write_records(records, tmp, output_format)
+        n_rows, ids_ok, errors = _check_shards(tmp, n_docs)
+        os.replace(tmp, output_path)
+    except InputError as err:
+        _fail("Cannot read the input; nothing was written", str(err))
+    except Exception as err:  # a failed Ray job: Ray has printed the details
+        _fail("The Ray job failed; nothing was written", f"{type(err).__name__}: {err}")
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    _say(
+        "good",
+        f"Extracted {n_rows} docs with {workers} Ray worker(s) -> {output_path} ({output_format} shards)",
+        f"{seconds:.1f}s (with Ray start-up and model loading), {n_rows / seconds:,.1f} docs/s",
+    )
+    if not ids_ok:
+        _say("warn", f"{n_docs} documents in but {n_rows} rows out, or ids not unique")
+    if errors:
+        shown = "; ".join(f"id {doc_id}: {error}" for doc_id, error in errors[:5])
+        _say("warn", f"{len(errors)} document(s) could not be processed (rows with \"error\")", shown)
+
+
+def _check_shards(output_dir: Path, n_docs: int) -> Tuple[int, bool, List[Tuple[Any, str]]]:
+    """(rows, whether the ids are exactly 0..n_docs-1 once each, [(id, error)]) of the shards of
+    `spacy_ie.ray.write_records`, reading only the id and error columns of Parquet shards."""
+    ids: List[Any] = []
+    errors: List[Tuple[Any, str]] = []
+    for path in sorted(output_dir.iterdir()):
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=["id", "error"])
+            for doc_id, error in zip(table.column("id").to_pylist(), table.column("error").to_pylist()):
+                ids.append(doc_id)
+                if error is not None:
+                    errors.append((doc_id, error))
+        elif path.suffix == ".jsonl":
+            with path.open(encoding="utf8") as file:
+                for line in file:
+                    record = json.loads(line)
+                    ids.append(record.get("id"))
+                    if "error" in record:
+                        errors.append((record.get("id"), record["error"]))
+    ids_ok = len(ids) == n_docs and sorted(ids) == list(range(n_docs))
+    return len(ids), ids_ok, sorted(errors, key=lambda item: item[0])
