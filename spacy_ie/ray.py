@@ -136,6 +136,11 @@ class RelationExtractorActor:
                 )
         carried = _carried_columns(batch.column_names, self.text_column, self.id_column)
         records = self.process(batch.column(self.text_column).to_pylist())
+        return self.to_table(batch, records, carried)
+
+    def to_table(self, batch: pa.Table, records: List[Dict[str, Any]], carried: Sequence[str]) -> pa.Table:
+        """The output table: the id column of `batch`, the `records` as typed Arrow columns
+        (`COLUMN_TYPES`), then the `carried` columns of `batch`."""
         columns: Dict[str, Any] = {}
         if self.id_column is not None:
             columns["id"] = batch.column(self.id_column)

@@ -1,0 +1,185 @@
+"""Batch extraction speed: the local engine (``nlp.pipe``, n_process 1 and 2) against the Ray
+engine (Ray Data actor pool, 1 and 2 workers) on the same input, and where Ray's overhead goes.
+
+    python benchmarks/extract_ray.py training/conll04/model-best ../shared/datasets [--n-docs 50000]
+
+The input is `spacy_ie.datasets.extract_input`: every CoNLL04 and SemEval-2010 Task 8 sentence,
+cycled to N documents, as JSONL. Each setting runs the code of ``spacy-ie extract`` in this
+process and writes its JSONL output to a temporary directory:
+
+- ``local-N``: `spacy_ie.cli.extract.extract` (``nlp.pipe(n_process=N)``) writing one file;
+  timed from the first document read to the last line written (the pipeline is already
+  loaded; with N=2 the time includes starting the worker processes);
+- ``ray-N``: `spacy_ie.ray.read_input` (the driver reads the file into Ray's object store),
+  then `extract_dataset` (``workers=N``) and `write_records` (JSONL shards); timed from reading
+  to the last shard written: it includes starting the N actors and loading the pipeline in
+  each, not ``ray.init`` (timed apart).
+
+It prints documents/s and words/s (spaCy tokens other than whitespace, as ``extract`` counts
+them) of each setting, the ratios ray-2 / ray-1 and ray-1 / local-1, and the overhead: the
+start-up of one actor (imports, ``spacy.load``) in a fresh Ray worker, the driver's reading
+rate, and per document the time of ``nlp.pipe``, of `doc_to_record`, of building the Arrow
+rows, of moving a block through Ray's object store, and of writing a JSONL line. With
+``--output``, writes the figures as JSON. Run it on an otherwise idle machine with
+``OMP_NUM_THREADS=1`` (Ray gives each 1-CPU actor one BLAS thread; the local engine gets the
+same).
+"""
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import pyarrow as pa
+import ray
+import spacy
+import srsly
+import typer
+
+from spacy_ie.cli.extract import doc_to_record, extract, read_documents
+from spacy_ie.datasets.extract_input import extract_input
+from spacy_ie.ray import (
+    RelationExtractorActor,
+    extract_dataset,
+    init_ray,
+    read_input,
+    row_to_record,
+    write_records,
+)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_local(model: str, input_path: Path, out_dir: Path, n_process: int, batch_size: int) -> Dict[str, Any]:
+    """One local run (see the module docstring): seconds and documents."""
+    nlp = spacy.load(model)
+    with (out_dir / f"local-{n_process}.jsonl").open("w", encoding="utf8") as file:
+        summary = extract(nlp, read_documents(input_path), file.write, n_process=n_process, batch_size=batch_size)
+    return {"seconds": summary.seconds, "n_docs": summary.n_docs, "n_words": summary.n_words}
+
+
+def run_ray(model: str, input_path: Path, out_dir: Path, workers: int, batch_size: int, n_docs: int) -> Dict[str, Any]:
+    """One Ray run (see the module docstring): seconds (reading, and the job) and rows."""
+    start = time.perf_counter()
+    block_size = max(1, min(1024, -(-n_docs // (4 * workers))))  # as the CLI
+    dataset = read_input(input_path, block_size=block_size)
+    read_seconds = time.perf_counter() - start
+    output = out_dir / f"ray-{workers}"
+    write_records(extract_dataset(dataset, model, workers=workers, batch_size=batch_size), output, "jsonl")
+    seconds = time.perf_counter() - start
+    n_rows = sum(1 for path in output.glob("*.jsonl") for _ in path.open(encoding="utf8"))
+    return {"seconds": seconds, "read_seconds": read_seconds, "n_docs": n_rows}
+
+
+def _actor_start(model: str) -> Dict[str, float]:
+    """Runs in a fresh Ray worker: the time to import spacy_ie.ray (spaCy, thinc, Arrow) and to
+    construct the actor (spacy.load)."""
+    start = time.perf_counter()
+    from spacy_ie.ray import RelationExtractorActor as Actor
+
+    imported = time.perf_counter() - start
+    return {"import_seconds": imported, "load_seconds": Actor(model).load_seconds}
+
+
+def per_doc_costs(model: str, texts: List[str], batch_size: int) -> Dict[str, float]:
+    """Microseconds per document of each step of an actor call and of the JSONL writer, on
+    `texts`, in this process."""
+    actor = RelationExtractorActor(model, batch_size=batch_size)
+    nlp = actor.nlp
+    list(nlp.pipe(texts[:50]))  # warm-up
+    docs: List[Any] = []
+    pipe = timed(lambda: docs.extend(nlp.pipe(texts, batch_size=batch_size)))
+    records: List[Dict[str, Any]] = []
+    to_records = timed(lambda: records.extend(doc_to_record(doc) for doc in docs))
+    batch = pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": texts})
+    tables: List[pa.Table] = []
+    to_arrow = timed(lambda: tables.append(actor.to_table(batch, records, [])))
+    table = tables[0]
+    object_store = timed(lambda: ray.get(ray.put(table)))
+    rows = table.to_pylist()
+    lines = timed(
+        lambda: [json.dumps(row_to_record(r), ensure_ascii=False, separators=(",", ":")) for r in rows]
+    )
+    n = len(texts)
+    return {
+        "nlp_pipe_us": 1e6 * pipe / n,
+        "doc_to_record_us": 1e6 * to_records / n,
+        "arrow_rows_us": 1e6 * to_arrow / n,
+        "object_store_put_get_us": 1e6 * object_store / n,
+        "jsonl_line_us": 1e6 * lines / n,
+    }
+
+
+def main(
+    model: str = typer.Argument(..., help="Pipeline directory (the CoNLL04 CNN pipeline)"),
+    data_dir: Path = typer.Argument(..., help="The datasets folder (../shared/datasets)"),
+    n_docs: int = typer.Option(50_000, "--n-docs", min=1, help="Documents in the input"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="nlp.pipe / map_batches batch size"),
+    settings: str = typer.Option("local-1,local-2,ray-1,ray-2", help="Comma-separated settings to run"),
+    cost_docs: int = typer.Option(2000, "--cost-docs", min=50, help="Documents for the per-document costs"),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the figures as JSON"),
+) -> None:
+    model = str(Path(model).resolve()) if Path(model).exists() else model
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_dir = Path(tmp)
+        input_path = tmp_dir / "input.jsonl"
+        srsly.write_jsonl(input_path, extract_input(data_dir, n_docs))
+        texts = [text for text, _ in read_documents(input_path)]
+        tokenizer = spacy.load(model).tokenizer
+        n_words = sum(sum(1 for t in doc if not t.is_space) for doc in tokenizer.pipe(texts))
+        print(f"Input: {n_docs} docs, {n_words} words; batch size {batch_size}; "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {os.cpu_count()} CPUs")  # fmt: skip
+
+        ray_start = timed(lambda: init_ray(num_cpus=os.cpu_count(), logging_level="WARNING"))
+        results: Dict[str, Dict[str, Any]] = {}
+        for setting in [s.strip() for s in settings.split(",") if s.strip()]:
+            engine, n = setting.split("-")
+            if engine == "local":
+                result = run_local(model, input_path, tmp_dir, int(n), batch_size)
+            else:
+                result = run_ray(model, input_path, tmp_dir, int(n), batch_size, n_docs)
+            if result["n_docs"] != n_docs:
+                raise RuntimeError(f"{setting}: {result['n_docs']} records for {n_docs} docs")
+            result["docs_per_s"] = n_docs / result["seconds"]
+            result["words_per_s"] = n_words / result["seconds"]
+            results[setting] = result
+            extra = f" (reading {result['read_seconds']:.1f}s)" if "read_seconds" in result else ""
+            print(f"{setting:8} {result['seconds']:8.1f}s{extra}  {result['docs_per_s']:8,.0f} docs/s  "
+                  f"{result['words_per_s']:9,.0f} words/s")  # fmt: skip
+
+        ratios = {}
+        for name, (a, b) in {"ray-2 / ray-1": ("ray-2", "ray-1"), "ray-1 / local-1": ("ray-1", "local-1"),
+                             "local-2 / local-1": ("local-2", "local-1"),
+                             "ray-2 / local-2": ("ray-2", "local-2")}.items():  # fmt: skip
+            if a in results and b in results:
+                ratios[name] = results[a]["docs_per_s"] / results[b]["docs_per_s"]
+                print(f"{name}: {ratios[name]:.2f}")
+
+        start = ray.get(ray.remote(max_calls=1)(_actor_start).remote(model))
+        read_rate = n_docs / results["ray-1"]["read_seconds"] if "ray-1" in results else None
+        costs = per_doc_costs(model, texts[:cost_docs], batch_size)
+        print(f"ray.init: {ray_start:.1f}s; one actor's start in a fresh worker: imports "
+              f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s")  # fmt: skip
+        if read_rate:
+            print(f"driver reading into the object store: {read_rate:,.0f} docs/s")
+        print("per document (µs): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in costs.items()))
+        share = (costs["doc_to_record_us"] + costs["arrow_rows_us"] + costs["object_store_put_get_us"]
+                 + costs["jsonl_line_us"]) / costs["nlp_pipe_us"]  # fmt: skip
+        print(f"rows (record + Arrow + object store + JSONL line) / nlp.pipe: {100 * share:.1f}%")
+    ray.shutdown()
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, {
+            "model": model, "n_docs": n_docs, "n_words": n_words, "batch_size": batch_size,
+            "cpus": os.cpu_count(), "settings": results, "ratios": ratios, "ray_init_seconds": ray_start,
+            "actor_start": start, "driver_read_docs_per_s": read_rate, "per_doc_costs_us": costs,
+        })  # fmt: skip
+
+
+if __name__ == "__main__":
+    typer.run(main)
