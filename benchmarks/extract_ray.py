@@ -17,7 +17,7 @@ process and writes its JSONL output to a temporary directory:
 
 It prints documents/s and words/s (spaCy tokens other than whitespace, as ``extract`` counts
 them) of each setting, the ratios ray-2 / ray-1 and ray-1 / local-1, and the overhead: the
-start-up of one actor (imports, ``spacy.load``) in a fresh Ray worker, the driver's reading
+start-up of one actor (imports, ``spacy.load``) in a fresh Python process, the driver's reading
 rate, and per document the time of ``nlp.pipe``, of `doc_to_record`, of building the Arrow
 rows, of moving a block through Ray's object store, and of writing a JSONL line. With
 ``--output``, writes the figures as JSON. Run it on an otherwise idle machine with
@@ -26,6 +26,8 @@ same).
 """
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,14 +78,18 @@ def run_ray(model: str, input_path: Path, out_dir: Path, workers: int, batch_siz
     return {"seconds": seconds, "read_seconds": read_seconds, "n_docs": n_rows}
 
 
-def _actor_start(model: str) -> Dict[str, float]:
-    """Runs in a fresh Ray worker: the time to import spacy_ie.ray (spaCy, thinc, Arrow) and to
-    construct the actor (spacy.load)."""
-    start = time.perf_counter()
-    from spacy_ie.ray import RelationExtractorActor as Actor
-
-    imported = time.perf_counter() - start
-    return {"import_seconds": imported, "load_seconds": Actor(model).load_seconds}
+def actor_start(model: str) -> Dict[str, float]:
+    """What an actor's start costs, in a fresh Python process (as a new Ray worker is): the
+    seconds to import spacy_ie.ray (spaCy, thinc, Arrow, Ray) and to construct the actor
+    (``spacy.load``)."""
+    code = (
+        "import json, sys, time; start = time.perf_counter(); "
+        "from spacy_ie.ray import RelationExtractorActor; imported = time.perf_counter() - start; "
+        "print(json.dumps({'import_seconds': imported, "
+        "'load_seconds': RelationExtractorActor(sys.argv[1]).load_seconds}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def per_doc_costs(model: str, texts: List[str], batch_size: int) -> Dict[str, float]:
@@ -160,13 +166,20 @@ def main(
                 ratios[name] = results[a]["docs_per_s"] / results[b]["docs_per_s"]
                 print(f"{name}: {ratios[name]:.2f}")
 
-        start = ray.get(ray.remote(max_calls=1)(_actor_start).remote(model))
+        start = actor_start(model)
         read_rate = n_docs / results["ray-1"]["read_seconds"] if "ray-1" in results else None
+        per_worker = None
+        if "ray-1" in results:
+            busy = results["ray-1"]["seconds"] - results["ray-1"]["read_seconds"]
+            busy -= start["import_seconds"] + start["load_seconds"]
+            per_worker = n_docs / busy
         costs = per_doc_costs(model, texts[:cost_docs], batch_size)
         print(f"ray.init: {ray_start:.1f}s; one actor's start in a fresh worker: imports "
               f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s")  # fmt: skip
         if read_rate:
             print(f"driver reading into the object store: {read_rate:,.0f} docs/s")
+            print(f"one Ray worker without its start-up and the reading: {per_worker:,.0f} docs/s, "
+                  f"{per_worker * n_words / n_docs:,.0f} words/s")  # fmt: skip
         print("per document (µs): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in costs.items()))
         share = (costs["doc_to_record_us"] + costs["arrow_rows_us"] + costs["object_store_put_get_us"]
                  + costs["jsonl_line_us"]) / costs["nlp_pipe_us"]  # fmt: skip
@@ -177,7 +190,7 @@ def main(
         srsly.write_json(output, {
             "model": model, "n_docs": n_docs, "n_words": n_words, "batch_size": batch_size,
             "cpus": os.cpu_count(), "settings": results, "ratios": ratios, "ray_init_seconds": ray_start,
-            "actor_start": start, "driver_read_docs_per_s": read_rate, "per_doc_costs_us": costs,
+            "actor_start": start, "driver_read_docs_per_s": read_rate, "ray_worker_docs_per_s": per_worker, "per_doc_costs_us": costs,
         })  # fmt: skip
 
 
