@@ -174,7 +174,7 @@ def main(
             busy -= start["import_seconds"] + start["load_seconds"]
             per_worker = n_docs / busy
         costs = per_doc_costs(model, texts[:cost_docs], batch_size)
-        print(f"ray.init: {ray_start:.1f}s; one actor's start in a fresh worker: imports "
+        print(f"ray.init: {ray_start:.1f}s; one actor's start in a fresh process: imports "
               f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s")  # fmt: skip
         if read_rate:
             print(f"driver reading into the object store: {read_rate:,.0f} docs/s")

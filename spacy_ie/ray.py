@@ -245,9 +245,10 @@ def extract_dataset(
     if schema is not None:
         for column in (text_column, id_column):
             if column is not None and column not in schema.names:
+                hint = "; pass id_column=None for rows without ids" if column == id_column else ""
                 raise ValueError(
                     f"extract_dataset: the input has no column {column!r} "
-                    f"(columns: {', '.join(schema.names)})"
+                    f"(columns: {', '.join(schema.names)}){hint}"
                 )
         _carried_columns(schema.names, text_column, id_column)
     model_name = str(model)

@@ -102,7 +102,7 @@ def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
 
     ray_out = tmp_path / "ray_out"
     result = run_cli(
-        trained_pipeline, input_path, "--engine", "ray", "--workers", 2, "--batch-size", 8,
+        trained_pipeline, input_path, "--engine", "ray", "--workers", 1, "--batch-size", 8,
         "-o", ray_out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output

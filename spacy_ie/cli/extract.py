@@ -688,6 +688,13 @@ def extract_ray_cli(
 
     start = time.perf_counter()
     spacy_ie_ray.init_ray(address=address)
+    cluster_cpus = spacy_ie_ray.ray.cluster_resources().get("CPU", 0)
+    if workers * cpus_per_worker > cluster_cpus:
+        _say(
+            "warn",
+            f"{workers} workers x {cpus_per_worker:g} CPUs need {workers * cpus_per_worker:g} CPUs; "
+            f"the Ray cluster has {cluster_cpus:g}: the actors that do not fit wait for resources",
+        )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(f".{output_path.name}.{os.getpid()}.part")
     try:
