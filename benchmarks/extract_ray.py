@@ -17,10 +17,11 @@ process and writes its JSONL output to a temporary directory:
 
 It prints documents/s and words/s (spaCy tokens other than whitespace, as ``extract`` counts
 them) of each setting, the ratios ray-2 / ray-1 and ray-1 / local-1, and the overhead: the
-start-up of one actor (imports, ``spacy.load``) in a fresh Python process, the driver's reading
-rate, and per document the time of ``nlp.pipe``, of `doc_to_record`, of building the Arrow
-rows, of moving a block through Ray's object store, and of writing a JSONL line. With
-``--output``, writes the figures as JSON. Run it on an otherwise idle machine with
+start-up of one actor (imports, ``spacy.load``) in a fresh Python process; the driver's
+reading rate (parsing alone, and into the object store); one Ray worker's rate without its
+start-up and the reading; and per document the time of ``nlp.pipe``, of `doc_to_record`, of
+building the Arrow rows, of moving a block through Ray's object store, and of writing a JSONL
+line. With ``--output``, writes the figures as JSON. Run it on an otherwise idle machine with
 ``OMP_NUM_THREADS=1`` (Ray gives each 1-CPU actor one BLAS thread; the local engine gets the
 same).
 """
@@ -45,6 +46,7 @@ from spacy_ie.ray import (
     RelationExtractorActor,
     extract_dataset,
     init_ray,
+    iter_input,
     read_input,
     row_to_record,
     write_records,
@@ -167,6 +169,7 @@ def main(
                 print(f"{name}: {ratios[name]:.2f}")
 
         start = actor_start(model)
+        parse_rate = n_docs / timed(lambda: sum(1 for _ in iter_input(input_path)))
         read_rate = n_docs / results["ray-1"]["read_seconds"] if "ray-1" in results else None
         per_worker = None
         if "ray-1" in results:
@@ -176,8 +179,10 @@ def main(
         costs = per_doc_costs(model, texts[:cost_docs], batch_size)
         print(f"ray.init: {ray_start:.1f}s; one actor's start in a fresh process: imports "
               f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s")  # fmt: skip
+        print(f"driver parsing the input alone: {parse_rate:,.0f} docs/s")
         if read_rate:
-            print(f"driver reading into the object store: {read_rate:,.0f} docs/s")
+            print(f"driver reading into the object store (ray-1, with Ray's per-block metadata "
+                  f"tasks): {read_rate:,.0f} docs/s")  # fmt: skip
             print(f"one Ray worker without its start-up and the reading: {per_worker:,.0f} docs/s, "
                   f"{per_worker * n_words / n_docs:,.0f} words/s")  # fmt: skip
         print("per document (µs): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in costs.items()))
@@ -190,7 +195,7 @@ def main(
         srsly.write_json(output, {
             "model": model, "n_docs": n_docs, "n_words": n_words, "batch_size": batch_size,
             "cpus": os.cpu_count(), "settings": results, "ratios": ratios, "ray_init_seconds": ray_start,
-            "actor_start": start, "driver_read_docs_per_s": read_rate, "ray_worker_docs_per_s": per_worker, "per_doc_costs_us": costs,
+            "actor_start": start, "driver_parse_docs_per_s": parse_rate, "driver_read_docs_per_s": read_rate, "ray_worker_docs_per_s": per_worker, "per_doc_costs_us": costs,
         })  # fmt: skip
 
 
