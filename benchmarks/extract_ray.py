@@ -25,6 +25,7 @@ line. With ``--output``, writes the figures as JSON. Run it on an otherwise idle
 ``OMP_NUM_THREADS=1`` (Ray gives each 1-CPU actor one BLAS thread; the local engine gets the
 same).
 """
+
 import json
 import os
 import subprocess
@@ -59,22 +60,30 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def run_local(model: str, input_path: Path, out_dir: Path, n_process: int, batch_size: int) -> Dict[str, Any]:
+def run_local(
+    model: str, input_path: Path, out_dir: Path, n_process: int, batch_size: int
+) -> Dict[str, Any]:
     """One local run (see the module docstring): seconds and documents."""
     nlp = spacy.load(model)
     with (out_dir / f"local-{n_process}.jsonl").open("w", encoding="utf8") as file:
-        summary = extract(nlp, read_documents(input_path), file.write, n_process=n_process, batch_size=batch_size)
+        summary = extract(
+            nlp, read_documents(input_path), file.write, n_process=n_process, batch_size=batch_size
+        )
     return {"seconds": summary.seconds, "n_docs": summary.n_docs, "n_words": summary.n_words}
 
 
-def run_ray(model: str, input_path: Path, out_dir: Path, workers: int, batch_size: int, n_docs: int) -> Dict[str, Any]:
+def run_ray(
+    model: str, input_path: Path, out_dir: Path, workers: int, batch_size: int, n_docs: int
+) -> Dict[str, Any]:
     """One Ray run (see the module docstring): seconds (reading, and the job) and rows."""
     start = time.perf_counter()
     block_size = max(1, min(1024, -(-n_docs // (4 * workers))))  # as the CLI
     dataset = read_input(input_path, block_size=block_size)
     read_seconds = time.perf_counter() - start
     output = out_dir / f"ray-{workers}"
-    write_records(extract_dataset(dataset, model, workers=workers, batch_size=batch_size), output, "jsonl")
+    write_records(
+        extract_dataset(dataset, model, workers=workers, batch_size=batch_size), output, "jsonl"
+    )
     seconds = time.perf_counter() - start
     n_rows = sum(1 for path in output.glob("*.jsonl") for _ in path.open(encoding="utf8"))
     return {"seconds": seconds, "read_seconds": read_seconds, "n_docs": n_rows}
@@ -90,7 +99,9 @@ def actor_start(model: str) -> Dict[str, float]:
         "print(json.dumps({'import_seconds': imported, "
         "'load_seconds': RelationExtractorActor(sys.argv[1]).load_seconds}))"
     )
-    result = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, model], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -111,7 +122,9 @@ def per_doc_costs(model: str, texts: List[str], batch_size: int) -> Dict[str, fl
     object_store = timed(lambda: ray.get(ray.put(table)))
     rows = table.to_pylist()
     lines = timed(
-        lambda: [json.dumps(row_to_record(r), ensure_ascii=False, separators=(",", ":")) for r in rows]
+        lambda: [
+            json.dumps(row_to_record(r), ensure_ascii=False, separators=(",", ":")) for r in rows
+        ]
     )
     n = len(texts)
     return {
@@ -127,9 +140,15 @@ def main(
     model: str = typer.Argument(..., help="Pipeline directory (the CoNLL04 CNN pipeline)"),
     data_dir: Path = typer.Argument(..., help="The datasets folder (../shared/datasets)"),
     n_docs: int = typer.Option(50_000, "--n-docs", min=1, help="Documents in the input"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="nlp.pipe / map_batches batch size"),
-    settings: str = typer.Option("local-1,local-2,ray-1,ray-2", help="Comma-separated settings to run"),
-    cost_docs: int = typer.Option(2000, "--cost-docs", min=50, help="Documents for the per-document costs"),
+    batch_size: int = typer.Option(
+        64, "--batch-size", min=1, help="nlp.pipe / map_batches batch size"
+    ),
+    settings: str = typer.Option(
+        "local-1,local-2,ray-1,ray-2", help="Comma-separated settings to run"
+    ),
+    cost_docs: int = typer.Option(
+        2000, "--cost-docs", min=50, help="Documents for the per-document costs"
+    ),
     output: Optional[Path] = typer.Option(None, "--output", help="Also write the figures as JSON"),
 ) -> None:
     model = str(Path(model).resolve()) if Path(model).exists() else model
@@ -140,8 +159,9 @@ def main(
         texts = [text for text, _ in read_documents(input_path)]
         tokenizer = spacy.load(model).tokenizer
         n_words = sum(sum(1 for t in doc if not t.is_space) for doc in tokenizer.pipe(texts))
-        print(f"Input: {n_docs} docs, {n_words} words; batch size {batch_size}; "
-              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {os.cpu_count()} CPUs")  # fmt: skip
+        threads = os.environ.get("OMP_NUM_THREADS")
+        print(f"Input: {n_docs} docs, {n_words} words; batch size {batch_size}")
+        print(f"OMP_NUM_THREADS={threads}, {os.cpu_count()} CPUs")
 
         ray_start = timed(lambda: init_ray(num_cpus=os.cpu_count(), logging_level="WARNING"))
         results: Dict[str, Dict[str, Any]] = {}
@@ -157,46 +177,63 @@ def main(
             result["words_per_s"] = n_words / result["seconds"]
             results[setting] = result
             extra = f" (reading {result['read_seconds']:.1f}s)" if "read_seconds" in result else ""
-            print(f"{setting:8} {result['seconds']:8.1f}s{extra}  {result['docs_per_s']:8,.0f} docs/s  "
-                  f"{result['words_per_s']:9,.0f} words/s")  # fmt: skip
+            print(
+                f"{setting:8} {result['seconds']:8.1f}s{extra}  "
+                f"{result['docs_per_s']:8,.0f} docs/s  {result['words_per_s']:9,.0f} words/s"
+            )
 
         ratios = {}
-        for name, (a, b) in {"ray-2 / ray-1": ("ray-2", "ray-1"), "ray-1 / local-1": ("ray-1", "local-1"),
-                             "local-2 / local-1": ("local-2", "local-1"),
-                             "ray-2 / local-2": ("ray-2", "local-2")}.items():  # fmt: skip
+        for a, b in (("ray-2", "ray-1"), ("ray-1", "local-1"), ("local-2", "local-1")):
             if a in results and b in results:
-                ratios[name] = results[a]["docs_per_s"] / results[b]["docs_per_s"]
-                print(f"{name}: {ratios[name]:.2f}")
+                ratios[f"{a} / {b}"] = results[a]["docs_per_s"] / results[b]["docs_per_s"]
+                print(f"{a} / {b}: {ratios[f'{a} / {b}']:.2f}")
 
         start = actor_start(model)
         parse_rate = n_docs / timed(lambda: sum(1 for _ in iter_input(input_path)))
-        read_rate = n_docs / results["ray-1"]["read_seconds"] if "ray-1" in results else None
-        per_worker = None
+        read_rate = per_worker = None
         if "ray-1" in results:
+            read_rate = n_docs / results["ray-1"]["read_seconds"]
             busy = results["ray-1"]["seconds"] - results["ray-1"]["read_seconds"]
-            busy -= start["import_seconds"] + start["load_seconds"]
-            per_worker = n_docs / busy
+            per_worker = n_docs / (busy - start["import_seconds"] - start["load_seconds"])
         costs = per_doc_costs(model, texts[:cost_docs], batch_size)
-        print(f"ray.init: {ray_start:.1f}s; one actor's start in a fresh process: imports "
-              f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s")  # fmt: skip
+        print(
+            f"ray.init: {ray_start:.1f}s; one actor's start in a fresh process: imports "
+            f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s"
+        )
         print(f"driver parsing the input alone: {parse_rate:,.0f} docs/s")
-        if read_rate:
-            print(f"driver reading into the object store (ray-1, with Ray's per-block metadata "
-                  f"tasks): {read_rate:,.0f} docs/s")  # fmt: skip
-            print(f"one Ray worker without its start-up and the reading: {per_worker:,.0f} docs/s, "
-                  f"{per_worker * n_words / n_docs:,.0f} words/s")  # fmt: skip
+        if read_rate is not None and per_worker is not None:
+            print(
+                "driver reading into the object store (ray-1, with Ray's per-block metadata "
+                f"tasks): {read_rate:,.0f} docs/s"
+            )
+            print(
+                f"one Ray worker without its start-up and the reading: {per_worker:,.0f} docs/s, "
+                f"{per_worker * n_words / n_docs:,.0f} words/s"
+            )
         print("per document (µs): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in costs.items()))
-        share = (costs["doc_to_record_us"] + costs["arrow_rows_us"] + costs["object_store_put_get_us"]
-                 + costs["jsonl_line_us"]) / costs["nlp_pipe_us"]  # fmt: skip
+        rows = sum(v for k, v in costs.items() if k != "nlp_pipe_us")
+        share = rows / costs["nlp_pipe_us"]
         print(f"rows (record + Arrow + object store + JSONL line) / nlp.pipe: {100 * share:.1f}%")
     ray.shutdown()
     if output is not None:
+        figures = {
+            "model": model,
+            "n_docs": n_docs,
+            "n_words": n_words,
+            "batch_size": batch_size,
+            "cpus": os.cpu_count(),
+            "omp_num_threads": threads,
+            "settings": results,
+            "ratios": ratios,
+            "ray_init_seconds": ray_start,
+            "actor_start": start,
+            "driver_parse_docs_per_s": parse_rate,
+            "driver_read_docs_per_s": read_rate,
+            "ray_worker_docs_per_s": per_worker,
+            "per_doc_costs_us": costs,
+        }
         output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, {
-            "model": model, "n_docs": n_docs, "n_words": n_words, "batch_size": batch_size,
-            "cpus": os.cpu_count(), "settings": results, "ratios": ratios, "ray_init_seconds": ray_start,
-            "actor_start": start, "driver_parse_docs_per_s": parse_rate, "driver_read_docs_per_s": read_rate, "ray_worker_docs_per_s": per_worker, "per_doc_costs_us": costs,
-        })  # fmt: skip
+        srsly.write_json(output, figures)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ Ids of `read_input` (the CLI's reader): running numbers from 0, in input order (
 path order, documents in file order, as `spacy_ie.cli.extract.read_documents` yields them), so
 id ``i`` is the ``i``-th line the local engine writes for the same single input file.
 """
+
 import glob
 import json
 import os
@@ -53,7 +54,7 @@ try:
     from ray.data.datasource import BlockBasedFileDatasink
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "spacy_ie.ray needs Ray Data: pip install \"spacy-ie[ray]\" (ray[data])"
+        'spacy_ie.ray needs Ray Data: pip install "spacy-ie[ray]" (ray[data])'
     ) from err
 
 import spacy
@@ -138,7 +139,9 @@ class RelationExtractorActor:
         records = self.process(batch.column(self.text_column).to_pylist())
         return self.to_table(batch, records, carried)
 
-    def to_table(self, batch: pa.Table, records: List[Dict[str, Any]], carried: Sequence[str]) -> pa.Table:
+    def to_table(
+        self, batch: pa.Table, records: List[Dict[str, Any]], carried: Sequence[str]
+    ) -> pa.Table:
         """The output table: the id column of `batch`, the `records` as typed Arrow columns
         (`COLUMN_TYPES`), then the `carried` columns of `batch`."""
         columns: Dict[str, Any] = {}
@@ -191,7 +194,9 @@ def error_record(text: Optional[str], error: str) -> Dict[str, Any]:
     return {"text": text, "entities": [], "relations": [], "cats": {}, "error": error}
 
 
-def _carried_columns(columns: Iterable[str], text_column: str, id_column: Optional[str]) -> List[str]:
+def _carried_columns(
+    columns: Iterable[str], text_column: str, id_column: Optional[str]
+) -> List[str]:
     carried = [c for c in columns if c not in (text_column, id_column)]
     clash = [c for c in carried if c in RECORD_COLUMNS or c == "id"]
     if clash:
@@ -240,7 +245,9 @@ def extract_dataset(
         missing text/id column or an input column named like an output column.
     """
     if workers < 1 or batch_size < 1:
-        raise ValueError(f"extract_dataset: workers ({workers}) and batch_size ({batch_size}) must be >= 1")
+        raise ValueError(
+            f"extract_dataset: workers ({workers}) and batch_size ({batch_size}) must be >= 1"
+        )
     schema = dataset.schema(fetch_if_missing=False)
     if schema is not None:
         for column in (text_column, id_column):
@@ -318,7 +325,9 @@ def input_files(input_spec: Union[str, Path]) -> List[Path]:
     spec = str(input_spec)
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RAY_INPUT_FORMATS)
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RAY_INPUT_FORMATS
+        )
         if not files:
             raise InputError(f"{path}: no {', '.join(RAY_INPUT_FORMATS)} files in this directory")
         return files
@@ -339,7 +348,9 @@ def input_files(input_spec: Union[str, Path]) -> List[Path]:
     return files
 
 
-def read_parquet_documents(path: Union[str, Path], text_column: str = "text", batch_rows: int = 4096) -> Iterator[InputDoc]:
+def read_parquet_documents(
+    path: Union[str, Path], text_column: str = "text", batch_rows: int = 4096
+) -> Iterator[InputDoc]:
     """Yield ``(text, meta)`` per row of a Parquet file, as `read_documents` does for JSONL:
     `meta` holds the row's other columns. RAISES (InputError): an unreadable file, no
     `text_column`, or a row whose text is not a string (with the row number from 1)."""
@@ -358,11 +369,16 @@ def read_parquet_documents(path: Union[str, Path], text_column: str = "text", ba
             row_no += 1
             text = row.pop(text_column)
             if not isinstance(text, str):
-                raise InputError(f"{path}, row {row_no}: {text_column!r} is {type(text).__name__}; expected a string")
+                raise InputError(
+                    f"{path}, row {row_no}: {text_column!r} is {type(text).__name__}; "
+                    "expected a string"
+                )
             yield text, row
 
 
-def iter_input(input_spec: Union[str, Path], paragraphs: bool = False) -> Iterator[Tuple[int, str, Optional[Dict[str, Any]]]]:
+def iter_input(
+    input_spec: Union[str, Path], paragraphs: bool = False
+) -> Iterator[Tuple[int, str, Optional[Dict[str, Any]]]]:
     """``(id, text, meta)`` for each document of the files of `input_spec` (see `input_files`),
     ids running from 0. RAISES (InputError): as `input_files`, `read_documents` and
     `read_parquet_documents`."""
@@ -377,7 +393,9 @@ def iter_input(input_spec: Union[str, Path], paragraphs: bool = False) -> Iterat
             doc_id += 1
 
 
-def read_input(input_spec: Union[str, Path], *, paragraphs: bool = False, block_size: int = 1024) -> Dataset:
+def read_input(
+    input_spec: Union[str, Path], *, paragraphs: bool = False, block_size: int = 1024
+) -> Dataset:
     """The documents of `input_spec` as a Ray Dataset with columns ``id`` (int64, see the module
     docstring), ``text`` (string) and ``meta`` (JSON text of a JSONL object's or Parquet row's
     other fields; null for ``.txt``).
@@ -434,11 +452,15 @@ class JSONLRecordDatasink(BlockBasedFileDatasink):
 
     def write_block_to_file(self, block: BlockAccessor, file: "pa.NativeFile") -> None:
         for row in block.to_arrow().to_pylist():
-            line = json.dumps(row_to_record(row), ensure_ascii=False, separators=(",", ":"), default=str)
+            line = json.dumps(
+                row_to_record(row), ensure_ascii=False, separators=(",", ":"), default=str
+            )
             file.write((line + "\n").encode("utf8"))
 
 
-def write_records(dataset: Dataset, output_dir: Union[str, Path], output_format: str = "jsonl") -> None:
+def write_records(
+    dataset: Dataset, output_dir: Union[str, Path], output_format: str = "jsonl"
+) -> None:
     """Run `dataset` (from `extract_dataset`) and write it as shards into `output_dir` (a local
     directory, created; or a URI pyarrow can write, e.g. ``s3://bucket/out``): ``jsonl`` with
     `JSONLRecordDatasink`, ``parquet`` with ``Dataset.write_parquet`` (the columns as they
@@ -452,7 +474,10 @@ def write_records(dataset: Dataset, output_dir: Union[str, Path], output_format:
     elif output_format == "parquet":
         dataset.write_parquet(str(output_dir))
     else:
-        raise ValueError(f"write_records: unknown format {output_format!r}; expected one of {', '.join(RAY_OUTPUT_FORMATS)}")
+        raise ValueError(
+            f"write_records: unknown format {output_format!r}; "
+            f"expected one of {', '.join(RAY_OUTPUT_FORMATS)}"
+        )
 
 
 def read_records(output_dir: Union[str, Path]) -> List[Dict[str, Any]]:

@@ -5,6 +5,7 @@ file, compared with the local engine's output; and the Python API over a Dataset
 record makes its actor's process die once, one makes a component raise and one has no string
 text, checked for ids in == ids out. The rest runs without Ray jobs.
 """
+
 import json
 import os
 from pathlib import Path
@@ -36,7 +37,7 @@ DEMO_TEST = Path(__file__).resolve().parent.parent / "assets" / "demo" / "test.j
 # Imported by each Ray actor (extract_dataset(code=...)) and by this process: a component that
 # raises on texts with "BOOM", and kills its own process on texts with "DIE" unless the marker
 # file exists (it writes the marker first, so the restarted actor goes through).
-FAULT_CODE = '''
+FAULT_CODE = """
 import os
 from pathlib import Path
 from spacy.language import Language
@@ -52,7 +53,7 @@ def make_fault_injector(nlp, name, marker):
             os._exit(1)
         return doc
     return fault_injector
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +93,10 @@ def run_cli(*args):
 def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
     texts = demo_texts()[:40]
     texts[5:5] = ["", "Bern ."]
-    rows = [{"text": t, "n": i, "source": {"k": [i]}} if i % 3 else {"text": t} for i, t in enumerate(texts)]
+    rows = [
+        {"text": t, "n": i, "source": {"k": [i]}} if i % 3 else {"text": t}
+        for i, t in enumerate(texts)
+    ]
     input_path = tmp_path / "input.jsonl"
     input_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf8")
     local_out = tmp_path / "local.jsonl"
@@ -142,8 +146,19 @@ def test_worker_death_and_bad_records_lose_nothing(ray_cluster, trained_pipeline
     table = pa.concat_tables(pq.read_table(p) for p in sorted(out.glob("*.parquet")))
     assert sorted(table.column("id").to_pylist()) == sorted(i["doc_id"] for i in items)
     records = {r["id"]: r for r in (row_to_record(row) for row in table.to_pylist())}
-    assert set(records["doc-41"]) == {"id", "text", "entities", "relations", "cats", "source", "error"}
-    assert "fault_injector" in records["doc-41"]["error"] and "injected failure" in records["doc-41"]["error"]
+    assert set(records["doc-41"]) == {
+        "id",
+        "text",
+        "entities",
+        "relations",
+        "cats",
+        "source",
+        "error",
+    }
+    assert (
+        "fault_injector" in records["doc-41"]["error"]
+        and "injected failure" in records["doc-41"]["error"]
+    )
     assert records["doc-none"]["text"] is None and "NoneType" in records["doc-none"]["error"]
     errors = {doc_id for doc_id, r in records.items() if "error" in r}
     assert errors == {"doc-41", "doc-none"}
@@ -206,7 +221,9 @@ def test_input_files_and_ids(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "a.txt").write_text("one\n\nthree\n", encoding="utf8")
     (tmp_path / "b" / "c.jsonl").write_text('{"text": "four", "n": 1}\n', encoding="utf8")
-    pq.write_table(pa.table({"text": ["five", "six"], "lang": ["en", "de"]}), tmp_path / "d.parquet")
+    pq.write_table(
+        pa.table({"text": ["five", "six"], "lang": ["en", "de"]}), tmp_path / "d.parquet"
+    )
     (tmp_path / "notes.md").write_text("ignored in a directory\n", encoding="utf8")
     assert [p.name for p in input_files(tmp_path)] == ["a.txt", "c.jsonl", "d.parquet"]
     assert [p.name for p in input_files(str(tmp_path / "**" / "*.jsonl"))] == ["c.jsonl"]
@@ -237,6 +254,8 @@ def test_cli_ray_bad_input_and_options_write_nothing(trained_pipeline, tmp_path)
     assert result.exit_code == 1 and "jsonl or parquet" in result.stderr
     result = run_cli(trained_pipeline, good, "-o", tmp_path / "x.parquet", "--format", "parquet")
     assert result.exit_code == 1 and "needs --engine ray" in result.stderr
+    result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out, "--html", "x.html")
+    assert result.exit_code == 1 and "--html is for --engine local" in result.stderr
     result = run_cli(trained_pipeline, good, "--engine", "spark", "-o", out)
     assert result.exit_code == 1 and "Unknown --engine" in result.stderr
     out.mkdir()

@@ -14,6 +14,7 @@ Input formats, chosen by the file's extension:
 import html
 import json
 import os
+import shutil
 import sys
 import time
 from contextlib import ExitStack, contextmanager, redirect_stdout
@@ -467,10 +468,12 @@ def extract_cli(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="--engine ray: actors, each loading the pipeline once.")
+        int,
+        typer.Option("--workers", min=1, help="--engine ray: actors, each loading the pipeline."),
     ] = 1,
     cpus_per_worker: Annotated[
-        float, typer.Option("--cpus-per-worker", min=0, help="--engine ray: CPUs Ray reserves per actor.")
+        float,
+        typer.Option("--cpus-per-worker", min=0, help="--engine ray: CPUs Ray reserves per actor."),
     ] = 1.0,
     gpus_per_worker: Annotated[
         float,
@@ -515,6 +518,9 @@ def extract_cli(
     if engine not in ENGINES:
         _fail(f"Unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "ray":
+        for given, option in ((html_path is not None, "--html"), (n_process != 1, "--n-process")):
+            if given:
+                _fail(f"{option} is for --engine local; with --engine ray use --workers")
         extract_ray_cli(
             model, str(input_path), output_path, output_format=output_format,
             paragraphs=paragraphs, batch_size=batch_size, workers=workers,
@@ -692,7 +698,8 @@ def extract_ray_cli(
     if workers * cpus_per_worker > cluster_cpus:
         _say(
             "warn",
-            f"{workers} workers x {cpus_per_worker:g} CPUs need {workers * cpus_per_worker:g} CPUs; "
+            f"{workers} workers x {cpus_per_worker:g} CPUs need "
+            f"{workers * cpus_per_worker:g} CPUs; "
             f"the Ray cluster has {cluster_cpus:g}: the actors that do not fit wait for resources",
         )
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -715,20 +722,23 @@ def extract_ray_cli(
         _fail("The Ray job failed; nothing was written", f"{type(err).__name__}: {err}")
     finally:
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - start
     _say(
         "good",
-        f"Extracted {n_rows} docs with {workers} Ray worker(s) -> {output_path} ({output_format} shards)",
+        f"Extracted {n_rows} docs with {workers} Ray worker(s) -> {output_path} "
+        f"({output_format} shards)",
         f"{seconds:.1f}s (with Ray start-up and model loading), {n_rows / seconds:,.1f} docs/s",
     )
-    if not ids_ok:
-        _say("warn", f"{n_docs} documents in but {n_rows} rows out, or ids not unique")
     if errors:
         shown = "; ".join(f"id {doc_id}: {error}" for doc_id, error in errors[:5])
-        _say("warn", f"{len(errors)} document(s) could not be processed (rows with \"error\")", shown)
+        problem = f'{len(errors)} document(s) could not be processed (rows with "error")'
+        _say("warn", problem, shown)
+    if not ids_ok:
+        _fail(
+            f"{n_docs} documents in, {n_rows} rows out: ids missing or repeated",
+            f"the output is kept in {output_path}",
+        )
 
 
 def _check_shards(output_dir: Path, n_docs: int) -> Tuple[int, bool, List[Tuple[Any, str]]]:
@@ -741,7 +751,8 @@ def _check_shards(output_dir: Path, n_docs: int) -> Tuple[int, bool, List[Tuple[
             import pyarrow.parquet as pq
 
             table = pq.read_table(path, columns=["id", "error"])
-            for doc_id, error in zip(table.column("id").to_pylist(), table.column("error").to_pylist()):
+            columns = (table.column("id").to_pylist(), table.column("error").to_pylist())
+            for doc_id, error in zip(*columns):
                 ids.append(doc_id)
                 if error is not None:
                     errors.append((doc_id, error))

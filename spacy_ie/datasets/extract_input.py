@@ -11,6 +11,7 @@ sentences, read with the SemEval converter, which removes the ``<e1>``/``<e2>`` 
 source being ``"{file stem}:{sentence number from 1}"``. Only the text is used (no label), as
 input for `spacy-ie extract` and `benchmarks/extract_ray.py`, not for scoring.
 """
+
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -52,7 +53,9 @@ def extract_input(data_dir: Path, n_docs: int) -> Iterator[Dict[str, str]]:
 
 
 def main(
-    data_dir: Path = typer.Argument(..., help="The folder that holds the datasets (../shared/datasets)"),
+    data_dir: Path = typer.Argument(
+        ..., help="The folder that holds the datasets (../shared/datasets)"
+    ),
     output_path: Path = typer.Argument(..., help="The JSONL file to write"),
     n_docs: int = typer.Option(50_000, "--n-docs", min=1, help="Documents to write"),
 ) -> None:
