@@ -18,11 +18,13 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import ray  # noqa: E402
 import spacy  # noqa: E402
+from ray.data.block import BlockAccessor  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from spacy_ie.cli import app  # noqa: E402
-from spacy_ie.cli.extract import InputError, doc_to_record  # noqa: E402
+from spacy_ie.cli.extract import InputError, _check_shards, doc_to_record  # noqa: E402
 from spacy_ie.ray import (  # noqa: E402
+    JSONLRecordDatasink,
     RelationExtractorActor,
     extract_dataset,
     input_files,
@@ -104,20 +106,24 @@ def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
     assert result.exit_code == 0, result.output
     local = [json.loads(line) for line in local_out.read_text(encoding="utf8").splitlines()]
 
-    ray_out = tmp_path / "ray_out"
+    ray_out = tmp_path / "ray_out.parquet"  # the format from the extension
     result = run_cli(
         trained_pipeline, input_path, "--engine", "ray", "--workers", 1, "--batch-size", 8,
         "-o", ray_out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     shards = sorted(ray_out.iterdir())
-    assert shards and all(p.suffix == ".jsonl" for p in shards)
+    assert shards and all(p.suffix == ".parquet" for p in shards)
     records = read_records(ray_out)
     assert [r["id"] for r in records] == list(range(len(texts)))
     assert [{k: v for k, v in r.items() if k != "id"} for r in records] == local
     assert sum(len(r["relations"]) for r in local) > 0, "the test pipeline found no relation"
     assert f"Extracted {len(texts)} docs" in "".join(result.stderr.split("\n"))
     assert not list(tmp_path.glob(".ray_out*"))  # no temporary directory left
+    # The Parquet columns are typed, not JSON text.
+    schema = pq.read_schema(shards[0])
+    assert schema.field("id").type == pa.int64() and schema.field("error").type == pa.string()
+    assert pa.types.is_list(schema.field("relations").type)
 
 
 def test_worker_death_and_bad_records_lose_nothing(ray_cluster, trained_pipeline, tmp_path):
@@ -140,12 +146,13 @@ def test_worker_death_and_bad_records_lose_nothing(ray_cluster, trained_pipeline
         dataset, model, text_column="body", id_column="doc_id", workers=2, batch_size=5, code=code
     )
     out = tmp_path / "out"
-    write_records(records_ds, out, "parquet")
+    write_records(records_ds, out, "jsonl")
 
     assert marker.exists(), "the injected worker death did not happen"
-    table = pa.concat_tables(pq.read_table(p) for p in sorted(out.glob("*.parquet")))
-    assert sorted(table.column("id").to_pylist()) == sorted(i["doc_id"] for i in items)
-    records = {r["id"]: r for r in (row_to_record(row) for row in table.to_pylist())}
+    lines = [line for path in sorted(out.glob("*.jsonl")) for line in path.open(encoding="utf8")]
+    ids = [json.loads(line)["id"] for line in lines]
+    assert sorted(ids) == sorted(i["doc_id"] for i in items)  # each id once, none lost
+    records = {r["id"]: r for r in map(json.loads, lines)}
     assert set(records["doc-41"]) == {
         "id",
         "text",
@@ -263,3 +270,39 @@ def test_cli_ray_bad_input_and_options_write_nothing(trained_pipeline, tmp_path)
     result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out)
     assert result.exit_code == 1 and "exists" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.txt", "out"]
+
+
+def test_jsonl_lines_equal_local_lines(trained_pipeline, tmp_path):
+    """The JSONL shards' lines are the local engine's lines with "id" first, byte for byte."""
+    actor = RelationExtractorActor(str(trained_pipeline), batch_size=4)
+    texts = demo_texts()[:5] + [""]
+    metas = [None, {"k": [1, "é"]}, None, {}, None, None]
+    batch = pa.table(
+        {
+            "id": pa.array(range(6), pa.int64()),
+            "text": texts,
+            "meta": [None if m is None else json.dumps(m) for m in metas],
+        }
+    )
+    sink = pa.BufferOutputStream()
+    JSONLRecordDatasink(str(tmp_path / "unused")).write_block_to_file(
+        BlockAccessor.for_block(actor(batch)), sink
+    )
+    lines = sink.getvalue().to_pybytes().decode("utf8").splitlines()
+    for i, (line, text, meta) in enumerate(zip(lines, texts, metas)):
+        local = json.dumps(
+            doc_to_record(actor.nlp(text), meta), ensure_ascii=False, separators=(",", ":")
+        )
+        assert line == f'{{"id":{i},' + local[1:]
+    assert len(lines) == 6
+
+
+def test_check_shards_counts_ids_and_errors(tmp_path):
+    (tmp_path / "a.jsonl").write_text(
+        '{"id":1,"text":"x"}\n{"id":0,"text":null,"error":"text is int, expected str"}\n',
+        encoding="utf8",
+    )
+    assert _check_shards(tmp_path, 2) == (2, True, [(0, "text is int, expected str")])
+    assert _check_shards(tmp_path, 3)[:2] == (2, False)
+    (tmp_path / "b.jsonl").write_text('{"id":1,"text":"x"}\n', encoding="utf8")
+    assert _check_shards(tmp_path, 3)[:2] == (3, False)  # id 1 twice, id 2 missing
