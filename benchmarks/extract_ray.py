@@ -18,8 +18,9 @@ process and writes its JSONL output to a temporary directory:
 It prints documents/s and words/s (spaCy tokens other than whitespace, as ``extract`` counts
 them) of each setting, the ratios ray-2 / ray-1 and ray-1 / local-1, and the overhead: the
 start-up of one actor (imports, ``spacy.load``) in a fresh Python process; the driver's
-reading rate (parsing alone, and into the object store); one Ray worker's rate without its
-start-up and the reading; and per document the time of ``nlp.pipe``, of `doc_to_record`, of
+reading rate (parsing alone, and into the object store); one Ray worker's rate inside its
+tasks and how each Ray run's time splits (reading, actors in tasks, the rest: start-up,
+scheduling, writing), from Ray Data's stats; and per document the time of ``nlp.pipe``, of `doc_to_record`, of
 building the Arrow rows, of moving a block through Ray's object store, and of writing a JSONL
 line. With ``--output``, writes the figures as JSON. Run it on an otherwise idle machine with
 ``OMP_NUM_THREADS=1`` (Ray gives each 1-CPU actor one BLAS thread; the local engine gets the
@@ -75,18 +76,39 @@ def run_local(
 def run_ray(
     model: str, input_path: Path, out_dir: Path, workers: int, batch_size: int, n_docs: int
 ) -> Dict[str, Any]:
-    """One Ray run (see the module docstring): seconds (reading, and the job) and rows."""
+    """One Ray run (see the module docstring): seconds (reading, and in all), rows, and the
+    seconds the actors spent in their tasks, summed over the actors (Ray Data's stats)."""
     start = time.perf_counter()
     block_size = max(1, min(1024, -(-n_docs // (4 * workers))))  # as the CLI
     dataset = read_input(input_path, block_size=block_size)
     read_seconds = time.perf_counter() - start
     output = out_dir / f"ray-{workers}"
-    write_records(
-        extract_dataset(dataset, model, workers=workers, batch_size=batch_size), output, "jsonl"
-    )
+    records = extract_dataset(dataset, model, workers=workers, batch_size=batch_size)
+    write_records(records, output, "jsonl")
     seconds = time.perf_counter() - start
     n_rows = sum(1 for path in output.glob("*.jsonl") for _ in path.open(encoding="utf8"))
-    return {"seconds": seconds, "read_seconds": read_seconds, "n_docs": n_rows}
+    return {
+        "seconds": seconds,
+        "read_seconds": read_seconds,
+        "actor_task_seconds": actor_task_seconds(records),
+        "n_docs": n_rows,
+    }
+
+
+def actor_task_seconds(dataset: Any) -> Optional[float]:
+    """The wall time of the map_batches tasks of `dataset` (run), summed over its actors, from
+    Ray Data's stats (``Dataset.get_stats_summary``, a developer API); None if unavailable."""
+    try:
+        stack = [dataset.get_stats_summary()]
+    except Exception:  # the stats API changed
+        return None
+    while stack:
+        summary = stack.pop()
+        for op in summary.operators_stats:
+            if "RelationExtractorActor" in op.operator_name and op.wall_time is not None:
+                return float(op.wall_time.sum)
+        stack.extend(summary.parents)
+    return None
 
 
 def actor_start(model: str) -> Dict[str, float]:
@@ -193,23 +215,34 @@ def main(
         read_rate = per_worker = None
         if "ray-1" in results:
             read_rate = n_docs / results["ray-1"]["read_seconds"]
-            busy = results["ray-1"]["seconds"] - results["ray-1"]["read_seconds"]
-            per_worker = n_docs / (busy - start["import_seconds"] - start["load_seconds"])
+            if results["ray-1"]["actor_task_seconds"]:
+                per_worker = n_docs / results["ray-1"]["actor_task_seconds"]
         costs = per_doc_costs(model, texts[:cost_docs], batch_size)
         print(
             f"ray.init: {ray_start:.1f}s; one actor's start in a fresh process: imports "
             f"{start['import_seconds']:.1f}s + spacy.load {start['load_seconds']:.1f}s"
         )
         print(f"driver parsing the input alone: {parse_rate:,.0f} docs/s")
-        if read_rate is not None and per_worker is not None:
+        if read_rate is not None:
             print(
                 "driver reading into the object store (ray-1, with Ray's per-block metadata "
                 f"tasks): {read_rate:,.0f} docs/s"
             )
+        if per_worker is not None:
             print(
-                f"one Ray worker without its start-up and the reading: {per_worker:,.0f} docs/s, "
-                f"{per_worker * n_words / n_docs:,.0f} words/s"
+                f"one Ray worker inside its tasks (ray-1, Ray Data's stats): {per_worker:,.0f} "
+                f"docs/s, {per_worker * n_words / n_docs:,.0f} words/s"
             )
+        for setting, result in results.items():
+            if result.get("actor_task_seconds"):
+                workers = int(setting.split("-")[1])
+                in_tasks = result["actor_task_seconds"] / workers
+                rest = result["seconds"] - result["read_seconds"] - in_tasks
+                print(
+                    f"{setting}: {result['seconds']:.1f}s = reading {result['read_seconds']:.1f}s "
+                    f"+ actors in tasks {in_tasks:.1f}s each + the rest {rest:.1f}s "
+                    "(actor start-up, scheduling, writing)"
+                )
         print("per document (µs): " + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in costs.items()))
         rows = sum(v for k, v in costs.items() if k != "nlp_pipe_us")
         share = rows / costs["nlp_pipe_us"]

@@ -9,6 +9,12 @@ restarts what dies: Ray Data creates its map actors with ``max_restarts=-1`` and
 ``max_task_retries=-1``, so a worker that dies is replaced and its batch is retried. No
 scheduler, queue or worker pool of our own.
 
+Sources: Ray Data batch inference, https://docs.ray.io/en/latest/data/batch_inference.html
+(callable class, ``ActorPoolStrategy``, ``num_gpus`` per actor); ``Dataset.map_batches`` in Ray
+2.60 (``concurrency=`` deprecated for ``compute=``); Ray actor fault tolerance,
+https://docs.ray.io/en/latest/ray-core/fault_tolerance/actors.html (``max_restarts``,
+``max_task_retries``); Ray Data's ``BlockBasedFileDatasink`` for the JSONL shards.
+
 Needs the optional extra: ``pip install "spacy-ie[ray]"``.
 
 Output rows (`extract_dataset`), one per input row, in Arrow columns:
@@ -16,7 +22,7 @@ Output rows (`extract_dataset`), one per input row, in Arrow columns:
 ============  ====================================  ===========================================
 column        type                                  value
 ============  ====================================  ===========================================
-id            the input id column's type            present when the input has an id column
+id            the input id column's type            the id column's values, under "id"
 text          string                                the input text (null when it is not a str)
 entities      list<struct<text, label, start, end>> ``doc.ents``, character offsets
 relations     list<struct<head, tail, label,        ``doc._.relations``; head and tail as
