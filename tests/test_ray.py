@@ -107,13 +107,16 @@ def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
     local = [json.loads(line) for line in local_out.read_text(encoding="utf8").splitlines()]
 
     ray_out = tmp_path / "ray_out.parquet"  # the format from the extension
+    ray_out.mkdir()
+    (ray_out / "old.parquet").write_bytes(b"shard of an earlier run")
     result = run_cli(
         trained_pipeline, input_path, "--engine", "ray", "--workers", 1, "--batch-size", 8,
-        "-o", ray_out,
+        "-o", ray_out, "--overwrite",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     shards = sorted(ray_out.iterdir())
     assert shards and all(p.suffix == ".parquet" for p in shards)
+    assert not (ray_out / "old.parquet").exists()
     records = read_records(ray_out)
     assert [r["id"] for r in records] == list(range(len(texts)))
     assert [{k: v for k, v in r.items() if k != "id"} for r in records] == local
@@ -269,6 +272,9 @@ def test_cli_ray_bad_input_and_options_write_nothing(trained_pipeline, tmp_path)
     (out / "old.jsonl").write_text("{}\n", encoding="utf8")
     result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out)
     assert result.exit_code == 1 and "exists" in result.stderr
+    (out / "notes.txt").write_text("mine\n", encoding="utf8")
+    result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out, "--overwrite")
+    assert result.exit_code == 1 and "notes.txt" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.txt", "out"]
 
 

@@ -714,6 +714,14 @@ def extract_cli(
             show_default=False,
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="--engine ray: replace an existing --output directory of shards once the new "
+            "one is written.",
+        ),
+    ] = False,
     label_config_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -752,7 +760,7 @@ def extract_cli(
             paragraphs=paragraphs, batch_size=batch_size, workers=workers,
             cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
             disable=[name.strip() for name in disable.split(",") if name.strip()],
-            address=ray_address, code=code_path,
+            address=ray_address, code=code_path, overwrite=overwrite,
         )  # fmt: skip
         return
     output_format = output_format or "jsonl"
@@ -896,6 +904,7 @@ def extract_ray_cli(
     disable: Iterable[str] = (),
     address: Optional[str] = None,
     code: Optional[Path] = None,
+    overwrite: bool = False,
 ) -> None:
     """``extract --engine ray``: read `input_spec` (a file, a directory or a glob; see
     `spacy_ie.ray.input_files`) on this machine, run `spacy_ie.ray.extract_dataset` on a Ray
@@ -903,8 +912,10 @@ def extract_ray_cli(
     records as shards into the directory `output_path`, which appears only once everything
     succeeded (written beside it under a temporary name, then renamed). Ray Data shows its
     progress on stderr. Then reads the shards back to check that every input id is there once
-    and to count error rows. Exits with code 1 and a message for bad input, an existing
-    non-empty output, a missing Ray, or a failed job; never leaves partial output.
+    and to count error rows. An existing `output_path` is replaced only with `overwrite`, and
+    only if it holds nothing but ``.jsonl`` / ``.parquet`` files (shards). Exits with code 1 and
+    a message for bad input, an existing output, a missing Ray, or a failed job; never leaves
+    partial output.
     """
     if output_path is None or str(output_path) == "-":
         _fail("--engine ray writes shards into a directory: give --output DIR")
@@ -913,8 +924,17 @@ def extract_ray_cli(
         output_format = suffix if suffix in ("jsonl", "parquet") else "jsonl"
     if output_format not in ("jsonl", "parquet"):
         _fail(f"--engine ray writes --format jsonl or parquet, not {output_format!r}")
-    if output_path.is_file() or (output_path.is_dir() and any(output_path.iterdir())):
-        _fail(f"--output {output_path} exists; remove it or give a new directory")
+    if output_path.is_file():
+        _fail(f"--output {output_path} is a file; give a directory")
+    if output_path.is_dir() and any(output_path.iterdir()):
+        if not overwrite:
+            _fail(f"--output {output_path} exists; remove it, give a new directory or --overwrite")
+        others = [p.name for p in output_path.iterdir() if p.suffix not in (".jsonl", ".parquet")]
+        if others:
+            _fail(
+                f"--output {output_path} holds other things than shards: "
+                f"{', '.join(sorted(others)[:5])}; not replacing it"
+            )
     try:
         from .. import ray as spacy_ie_ray
     except ImportError as err:
@@ -950,6 +970,8 @@ def extract_ray_cli(
         )  # fmt: skip
         spacy_ie_ray.write_records(records, tmp, output_format)
         n_rows, ids_ok, errors = _check_shards(tmp, n_docs)
+        if overwrite and output_path.is_dir():
+            shutil.rmtree(output_path)
         os.replace(tmp, output_path)
     except InputError as err:
         _fail("Cannot read the input; nothing was written", str(err))
