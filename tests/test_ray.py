@@ -198,6 +198,9 @@ def test_actor_batch_in_process(trained_pipeline):
     assert actor.load_seconds > 0
     with pytest.raises(ValueError, match="no column 'text'"):
         actor(pa.table({"id": [1], "body": ["x"]}))
+    actor.id_column = None  # rows without ids: no "id" column, the rest as before
+    out = actor(pa.table({"text": texts[:2], "n": [1, 2]}))
+    assert out.column_names == ["text", "entities", "relations", "cats", "error", "n"]
     with pytest.raises(ValueError, match="entities would be overwritten"):
         actor(pa.table({"id": [1], "text": ["x"], "entities": ["y"]}))
 
@@ -312,3 +315,13 @@ def test_check_shards_counts_ids_and_errors(tmp_path):
     assert _check_shards(tmp_path, 3)[:2] == (2, False)
     (tmp_path / "b.jsonl").write_text('{"id":1,"text":"x"}\n', encoding="utf8")
     assert _check_shards(tmp_path, 3)[:2] == (3, False)  # id 1 twice, id 2 missing
+
+
+def test_extract_dataset_checks_columns_before_running(ray_cluster, trained_pipeline):
+    dataset = ray.data.from_items([{"text": "Ada met Bob .", "cats": 1}])
+    with pytest.raises(ValueError, match="no column 'id'.*id_column=None"):
+        extract_dataset(dataset, trained_pipeline)
+    with pytest.raises(ValueError, match="cats would be overwritten"):
+        extract_dataset(dataset, trained_pipeline, id_column=None)
+    with pytest.raises(ValueError, match="workers"):
+        extract_dataset(dataset.drop_columns(["cats"]), trained_pipeline, id_column=None, workers=0)
