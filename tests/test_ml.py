@@ -213,7 +213,7 @@ def test_index_candidates_roles_and_sentences():
     roles = index.context_roles.tolist()
     # Ada(head) met(between) Charles(tail) .(after) | Bob(tail) lives in(between) Rome(head)
     assert roles == [1, 3, 2, 4, 2, 3, 3, 1]
-    assert index.heads.tolist() == [0, 3] and index.tails.tolist() == [1, 2]  # rows of used spans
+    assert index.heads.tolist() == [0, 2] and index.tails.tolist() == [1, 3]  # in order of first use
 
 
 def test_distance_buckets():

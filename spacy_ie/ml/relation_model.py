@@ -237,14 +237,20 @@ class CandidateIndex(NamedTuple):
 
 def _index_candidates(docs: Sequence[Doc], candidates: Candidates, window: int) -> CandidateIndex:
     """Index arrays for the candidates of a batch, vectorized: only the spans that take part in
-    a pair are kept (in batch order), each once."""
+    a pair are kept, each once."""
     doc_lengths = numpy.asarray([len(doc) for doc in docs], dtype="int64")
     token_offsets = numpy.cumsum(doc_lengths) - doc_lengths
     doc_of_span = numpy.repeat(numpy.arange(len(docs)), candidates.span_lengths)
     global_spans = candidates.spans.astype("int64") + token_offsets[doc_of_span][:, None]
     pairs = candidates.global_pairs  # (n_pairs, 2) rows into the batch's spans
-    used, rows = numpy.unique(pairs.reshape(-1), return_inverse=True)
-    rows = rows.reshape(-1, 2)
+    # The spans in order of first use (head, then tail, pair after pair): the order in which
+    # their gradients are summed, kept as it was so that training reproduces to the bit.
+    distinct, first, inverse = numpy.unique(pairs.reshape(-1), return_index=True, return_inverse=True)
+    order = numpy.argsort(first, kind="stable")
+    rank = numpy.empty_like(order)
+    rank[order] = numpy.arange(len(order))
+    used = distinct[order]
+    rows = rank[inverse.reshape(-1)].reshape(-1, 2)
     heads_a = rows[:, 0].astype("int32")
     tails_a = rows[:, 1].astype("int32")
     spans_a = global_spans[used].astype("int32").reshape(-1, 2)

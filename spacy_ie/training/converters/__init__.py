@@ -1,4 +1,5 @@
-"""Corpus converters: relation extraction datasets -> spaCy Docs with gold relations.
+"""Corpus converters: relation extraction datasets and annotation tool exports -> spaCy Docs
+with gold relations.
 
 Each converter turns one input format into Docs whose entities are in
 ``doc.spans[span_key]`` (all of them) and ``doc.ents`` (the non-overlapping ones), and whose
@@ -17,6 +18,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .brat import brat_to_docs
+from .doccano import doccano_to_docs
+from .label_studio import label_studio_to_docs
 from .prodigy import prodigy_to_docs
 from .semeval import semeval_to_docs
 from .spert import spert_to_docs
@@ -29,6 +32,8 @@ CONVERTERS: Dict[str, Converter] = {
     "prodigy": prodigy_to_docs,
     "semeval": semeval_to_docs,
     "brat": brat_to_docs,
+    "label-studio": label_studio_to_docs,
+    "doccano": doccano_to_docs,
 }
 
 __all__ = [
@@ -42,6 +47,8 @@ __all__ = [
     "prodigy_to_docs",
     "semeval_to_docs",
     "brat_to_docs",
+    "label_studio_to_docs",
+    "doccano_to_docs",
 ]
 
 
@@ -55,7 +62,8 @@ def convert_file(
     """Convert a corpus file (or, for brat, a directory) to Docs with entities and relations.
 
     input_path: the file to read (brat: a directory of .txt/.ann pairs, or one .ann file).
-    fmt: one of ``CONVERTERS``: "spert", "prodigy", "semeval", "brat".
+    fmt: one of ``CONVERTERS``: "spert", "prodigy", "semeval", "brat", "label-studio"
+        (Label Studio's JSON export), "doccano" (doccano's JSONL export).
     lang: the language whose blank tokenizer and vocab build the Docs.
     span_key: the ``doc.spans`` key that holds all the entities.
     RETURNS: the Docs in input order, and the summary of what was converted, skipped, changed.
