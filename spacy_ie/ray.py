@@ -67,6 +67,7 @@ import spacy
 from spacy.language import Language
 
 from .cli.extract import INPUT_FORMATS, InputDoc, InputError, doc_to_record, read_documents
+from .cli._util import load_pipeline
 
 # Input files the Ray engine reads: the local engine's formats, and Parquet.
 RAY_INPUT_FORMATS = tuple(INPUT_FORMATS) + (".parquet",)
@@ -128,7 +129,8 @@ class RelationExtractorActor:
             spacy.util.import_file("spacy_ie_ray_code", code)
         if use_gpu:
             spacy.require_gpu()
-        self.nlp: Language = spacy.load(model, disable=list(disable))
+        # The CLI's loader: a pipeline that cannot load fails with one line naming the file.
+        self.nlp: Language = load_pipeline(model, disable=list(disable))
         self.text_column = text_column
         self.id_column = id_column
         self.batch_size = batch_size

@@ -275,6 +275,31 @@ def test_every_command_reports_a_damaged_pipeline_in_one_message(damaged, small_
     assert not (small_inputs["out"] / f"tuned-{name}").exists()
 
 
+def test_config_check_without_loading(damaged, trained_pipeline):
+    """`check_pipeline_config` parses config.cfg and meta.json only: a damaged config fails in
+    one line, a damaged model file is left to the loader, a package name is not checked."""
+    from spacy_ie.cli._util import check_pipeline_config
+
+    with pytest.raises(PipelineLoadError, match=r"\(config\.cfg\): DuplicateOptionError"):
+        check_pipeline_config(damaged["malformed_section_header"])
+    check_pipeline_config(damaged["truncated_model"])
+    check_pipeline_config(trained_pipeline)
+    check_pipeline_config("en_no_such_package")
+
+
+def test_ray_engine_reports_a_damaged_config_before_starting_ray(damaged, small_inputs, tmp_path):
+    pytest.importorskip("ray.data")
+    model = str(damaged["malformed_section_header"])
+    out = tmp_path / "shards"
+    result = CliRunner().invoke(
+        app, ["extract", model, str(small_inputs["text"]), "--engine", "ray", "-o", str(out)]
+    )
+    output = one_line(result.output)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), output
+    assert f"Cannot load the pipeline {model!r} (config.cfg): DuplicateOptionError" in output
+    assert "Traceback" not in output and not out.exists()
+
+
 # --- odd span groups and random thresholds ---------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Helpers shared by the CLI commands: loading a pipeline with one clear error line.
 
-Every command that loads a pipeline (``extract``, ``evaluate``, ``tune-thresholds``) goes
-through `load_pipeline`, so a damaged or mistyped pipeline directory gives the same one-line
+Every command that loads a pipeline (``extract``, ``evaluate``, ``tune-thresholds``, and the
+Ray actors of ``extract --engine ray``) goes through `load_pipeline`, so a damaged or mistyped pipeline directory gives the same one-line
 message naming the pipeline and the file that failed (``config.cfg``, ``meta.json``,
 ``relation_extractor/cfg``, ``tok2vec/model``...), never a traceback (issue #15, F5).
 """
@@ -41,7 +41,7 @@ def load_pipeline(model: Union[str, Path], **kwargs: Any) -> Language:
     parsed (configparser, confection), the components are built from it (factories, config
     validation), then every component reads its files (``nlp.from_disk``). The failing file is
     found from the step that raised: the innermost ``spacy.util.load_config``,
-    ``load_model_from_config``, ``get_model_meta`` or ``spacy.util.from_disk`` call in the
+    ``load_model_from_config``, ``load_meta`` or ``spacy.util.from_disk`` call in the
     traceback (the latter knows the directory and the file name it was reading).
 
     model (Union[str, Path]): a pipeline directory or an installed package name.
@@ -54,6 +54,26 @@ def load_pipeline(model: Union[str, Path], **kwargs: Any) -> Language:
     try:
         return spacy.load(model, **kwargs)
     except Exception as err:  # noqa: BLE001 - the CLI boundary: every failure becomes one line
+        file = failing_file(err.__traceback__, model)
+        raise PipelineLoadError(describe_load_error(model, err, file), str(model), file) from err
+
+
+def check_pipeline_config(model: Union[str, Path]) -> None:
+    """Parse a pipeline directory's ``config.cfg`` and ``meta.json`` without building or
+    loading anything: a quick check for commands that load the pipeline elsewhere (e.g. in Ray
+    actors), so that a damaged config fails at once with `load_pipeline`'s one-line message.
+    Does nothing for a package name or a path that is not a local directory (the loader, where
+    it runs, reports those).
+
+    RAISES (PipelineLoadError): if either file is missing or does not parse.
+    """
+    path = Path(str(model))
+    if not path.is_dir():
+        return
+    try:
+        spacy.util.load_config(path / "config.cfg")
+        spacy.util.load_meta(path / "meta.json")
+    except Exception as err:  # noqa: BLE001 - every failure becomes one line
         file = failing_file(err.__traceback__, model)
         raise PipelineLoadError(describe_load_error(model, err, file), str(model), file) from err
 

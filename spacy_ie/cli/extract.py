@@ -40,7 +40,7 @@ from ..pipeline.textcat_attention import ATTENTION_ATTR
 from ..pipeline.textcat_attention import register_extension as register_attention_extension
 from ..relations import register_extensions
 from ._app import app
-from ._util import PipelineLoadError, load_pipeline
+from ._util import PipelineLoadError, check_pipeline_config, load_pipeline
 
 register_extensions()
 register_attention_extension()
@@ -940,6 +940,10 @@ def extract_ray_cli(
         from .. import ray as spacy_ie_ray
     except ImportError as err:
         _fail("--engine ray needs Ray Data", str(err))
+    try:  # a damaged config.cfg fails here, in one line, before Ray starts
+        check_pipeline_config(model)
+    except PipelineLoadError as err:
+        _fail(str(err))
     try:
         # A validating pass before Ray starts: bad input fails at once and writes nothing.
         n_docs = sum(1 for _ in spacy_ie_ray.iter_input(input_spec, paragraphs=paragraphs))
