@@ -146,7 +146,7 @@ def main(
           f"without {estimate['without']:.2f}x, with {estimate['with']:.2f}x, "
           f"{estimate['with'] / estimate['without']:.2f} of it")
     print()
-    print("per-Doc costs in one process (ms, bytes):")
+    print("per-Doc costs in one process (CPU ms, bytes):")
     for key, value in per_doc_costs(nlp, texts[:576], component).items():
         print(f"  {key}: {value:.3f}")
 
