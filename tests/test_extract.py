@@ -382,3 +382,24 @@ def test_html_nested_entities_in_span_view():
     page = render_html([parse])
     assert page.count('class="spans"') == 1 and "WORKS_FOR 0.90" in page
     assert re.search(r"<td><b>LOCATED_IN</b></td>", page)
+
+
+def test_span_view_pieces_of_a_long_doc():
+    """A long doc's entity view is drawn in pieces (displaCy's span renderer is quadratic in a
+    piece's tokens x spans): the pieces cover the tokens in order and cut no span."""
+    from spacy_ie.cli.extract import SPAN_CHUNK_TOKENS, _span_chunks
+
+    n = 3 * SPAN_CHUNK_TOKENS + 17
+    tokens = [f"t{i}" for i in range(n)]
+    spans = [{"start_token": i, "end_token": i + 3, "label": "A"} for i in range(0, n - 3, 7)]
+    spans += [{"start_token": i, "end_token": i + 1, "label": "B"} for i in range(1, n - 3, 7)]
+    spans.append({"start_token": SPAN_CHUNK_TOKENS - 2, "end_token": SPAN_CHUNK_TOKENS + 40, "label": "L"})
+    pieces = list(_span_chunks(tokens, spans))
+    assert len(pieces) > 1 and [t for p in pieces for t in p["tokens"]] == tokens
+    offset, back = 0, []
+    for piece in pieces:
+        for s in piece["spans"]:
+            assert 0 <= s["start_token"] < s["end_token"] <= len(piece["tokens"])  # not cut
+            back.append((s["start_token"] + offset, s["end_token"] + offset, s["label"]))
+        offset += len(piece["tokens"])
+    assert sorted(back) == sorted((s["start_token"], s["end_token"], s["label"]) for s in spans)

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 import time
+from bisect import bisect_right
+from itertools import accumulate
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,31 +362,45 @@ def _rows(
     empty doc gets one empty row.
     """
 
-    def distance(start: int, end: int) -> int:
-        longest = max(word_lengths[start:end], default=0)
+    def distance(longest: int) -> int:
         return int(min(max(longest * HTML_CHAR_WIDTH + 20, HTML_MIN_DISTANCE), HTML_MAX_DISTANCE))
 
-    def width(start: int, end: int) -> float:
-        return distance(start, end) * (end - start + 0.5)
-
-    def crossings(cut: int) -> int:
-        return sum(1 for a in arcs if a["start"] < cut <= a["end"])
-
     n = len(word_lengths)
+    if n == 0:
+        return [{"start": 0, "end": 0, "distance": HTML_MIN_DISTANCE}]
+    # crossings[c]: arcs with start < c <= end, i.e. that a cut before word c would break
+    delta = [0] * (n + 2)
+    for arc in arcs:
+        delta[arc["start"] + 1] += 1
+        delta[arc["end"] + 1] -= 1
+    crossings = list(accumulate(delta))
     rows: List[Dict[str, int]] = []
     start = 0
     while True:
-        fits = [e for e in range(start + 1, n + 1) if width(start, e) <= max_width] or [start + 1]
-        free = [e for e in fits if not crossings(e)]
+        # cuts in order while the row fits (width grows with every word: stop at the first
+        # that does not); then, for a scaled row, while it fits max_width / HTML_MIN_SCALE
+        fits: List[int] = []
+        scaled: List[int] = []
+        longest = 0
+        for end in range(start + 1, n + 1):
+            longest = max(longest, word_lengths[end - 1])
+            width = distance(longest) * (end - start + 0.5)
+            if width <= max_width or not fits:
+                fits.append(end)
+            elif width * HTML_MIN_SCALE <= max_width:
+                scaled.append(end)
+            else:
+                break
+        free = [e for e in fits if not crossings[e]]
         sentence = [e for e in free if e in sent_starts and e - start >= len(fits) / 2]
         end = (sentence or free or [0])[-1]
         if fits[-1] == n:
             end = n  # the rest fits: no arc can cross the end of the doc
         elif end - start < len(fits) / 2:
-            beyond = (e for e in range(fits[-1] + 1, n + 1) if not crossings(e))
-            wider = next((e for e in beyond if width(start, e) * HTML_MIN_SCALE <= max_width), 0)
-            end = wider or end or min(reversed(fits), key=crossings)
-        rows.append({"start": start, "end": end, "distance": distance(start, end)})
+            wider = next((e for e in scaled if not crossings[e]), 0)
+            end = wider or end or min(reversed(fits), key=lambda e: crossings[e])
+        longest = max(word_lengths[start:end], default=0)
+        rows.append({"start": start, "end": end, "distance": distance(longest)})
         start = end
         if start >= n:
             return rows
@@ -433,6 +449,30 @@ def _color_tags(svg: str, colors: Dict[str, str]) -> str:
                 f"{match.group(3)}{match.group(4)}")  # fmt: skip
 
     return _TAG_RE.sub(repl, svg)
+
+
+# displaCy's span renderer checks every span at every token: a long doc is drawn in pieces of
+# about this many tokens, cut where no span crosses, to keep it linear.
+SPAN_CHUNK_TOKENS = 300
+
+
+def _span_chunks(tokens: List[str], spans: List[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+    """displaCy ``span`` inputs (``{"tokens", "spans"}``) for consecutive pieces of the tokens,
+    each of at least `SPAN_CHUNK_TOKENS` tokens (but the last), cut where no span crosses."""
+    spans = sorted(spans, key=lambda s: (s["start_token"], s["end_token"]))
+    start = first = k = 0  # piece start token; its first span; spans starting before token t
+    reach = 0  # the furthest end of the spans starting before token t
+    for t in range(1, len(tokens) + 1):
+        while k < len(spans) and spans[k]["start_token"] < t:
+            reach = max(reach, spans[k]["end_token"])
+            k += 1
+        if t == len(tokens) or (t - start >= SPAN_CHUNK_TOKENS and reach <= t):
+            inside = [
+                {**s, "start_token": s["start_token"] - start, "end_token": s["end_token"] - start}
+                for s in spans[first:k]
+            ]
+            yield {"tokens": tokens[start:t], "spans": inside}
+            start, first = t, k
 
 
 _SVG_SIZE_RE = re.compile(r'(<svg [^>]*?)width="([0-9.]+)" height="([0-9.]+)"([^>]*?)height: [0-9.]+px')
@@ -554,17 +594,23 @@ def render_html(
         content = TPL_TITLE.format(title=title) if title else ""
         spans = parse.get("spans")
         if spans and spans["spans"]:
-            content += displacy.render(
-                {**spans, "settings": parse.get("settings", {})},
-                style="span",
-                manual=True,
-                page=False,
-                jupyter=False,
-                options={"colors": colors},
-            )
+            for chunk in _span_chunks(spans["tokens"], spans["spans"]):
+                content += displacy.render(
+                    {**chunk, "settings": parse.get("settings", {})},
+                    style="span",
+                    manual=True,
+                    page=False,
+                    jupyter=False,
+                    options={"colors": colors},
+                )
         svgs = []
         default_rows = [{"start": 0, "end": len(parse["words"]), "distance": HTML_MIN_DISTANCE}]
-        for layout in parse.get("rows") or default_rows:
+        layouts = parse.get("rows") or default_rows
+        row_starts = [layout["start"] for layout in layouts]
+        arcs_of_row: Dict[int, List[Dict[str, Any]]] = {}
+        for arc in parse["arcs"]:
+            arcs_of_row.setdefault(bisect_right(row_starts, arc["start"]) - 1, []).append(arc)
+        for k, layout in enumerate(layouts):
             first, end, distance = layout["start"], layout["end"], layout["distance"]
             dep_options = {
                 "compact": True,
@@ -577,8 +623,8 @@ def render_html(
                 "words": parse["words"][first:end],
                 "arcs": [
                     {**arc, "start": arc["start"] - first, "end": arc["end"] - first}
-                    for arc in parse["arcs"]
-                    if first <= arc["start"] and arc["end"] < end
+                    for arc in arcs_of_row.get(k, [])
+                    if arc["end"] < end
                 ],
                 "settings": parse.get("settings", {}),
             }
