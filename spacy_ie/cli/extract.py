@@ -572,9 +572,8 @@ def render_html(
     bottom: the title; the entities, nested ones included, coloured by label (displaCy's
     ``span`` style, which wraps with the page); the relation arcs (displaCy's ``dep`` style,
     compact, one SVG per row of at most ``HTML_MAX_WIDTH`` px (see `_rows`), word tags coloured
-    by label); the
-    table of relations (head, label, tail, score); then the HTML of `below` at the same index
-    (e.g. from `doc_to_attention_html`; "" for nothing). displaCy's own page and figure
+    by label); the table of relations (head, label, tail, score); then the HTML of `below` at
+    the same index (e.g. from `doc_to_attention_html`; "" for nothing). displaCy's own page and figure
     templates; one colour per entity label across the page (`label_colors`).
 
     options (Optional[Dict[str, Any]]): extra displaCy ``dep`` options (they override the
