@@ -23,7 +23,6 @@ from typing import (
     Dict,
     FrozenSet,
     Iterable,
-    List,
     Optional,
     Sequence,
     Set,
@@ -121,9 +120,11 @@ def count_relations(
     return dict(counts)
 
 
-def _summarize(
-    counts: Dict[str, PRFScore], labels: Optional[Iterable[str]], prefix: str
+def summarize_counts(
+    counts: Dict[str, PRFScore], labels: Optional[Iterable[str]] = None, prefix: str = "rel"
 ) -> Dict[str, Any]:
+    """Micro, macro and per-label P/R/F of per-label counts (`count_relations`), as
+    ``{prefix}_micro_p`` ... ``{prefix}_per_type`` (see `score_relations`)."""
     micro = PRFScore()
     for prf in counts.values():
         micro += prf
@@ -182,7 +183,7 @@ def score_relations(
         counts = count_relations(
             examples, mode=mode, labels=labels, symmetric_labels=symmetric
         )
-        scores.update(_summarize(counts, labels, mode_prefix))
+        scores.update(summarize_counts(counts, labels, mode_prefix))
     return scores
 
 
@@ -195,100 +196,54 @@ def make_relation_scorer() -> Callable[..., Dict[str, Any]]:
 DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 
 
-def _prf_curve(
-    sorted_scores: numpy.ndarray,
-    cum_tp: numpy.ndarray,
-    n_gold: int,
-    thresholds: numpy.ndarray,
-) -> Dict[str, numpy.ndarray]:
-    """P/R/F at each threshold; `sorted_scores` descending, `cum_tp[i]` = TPs among top i."""
-    # number of predictions with score >= t, for every t at once
-    n_pred = len(sorted_scores) - numpy.searchsorted(sorted_scores[::-1], thresholds, "left")
-    tp = cum_tp[n_pred].astype(float)
-    p = numpy.divide(tp, n_pred, out=numpy.zeros_like(tp), where=n_pred > 0)
-    r = tp / n_gold if n_gold else numpy.zeros_like(tp)
-    denom = p + r
-    f = numpy.divide(2 * p * r, denom, out=numpy.zeros_like(tp), where=denom > 0)
-    return {"p": p, "r": r, "f": f}
-
-
-def _curve_result(curve: Dict[str, numpy.ndarray], thresholds: numpy.ndarray) -> Dict[str, Any]:
-    best = int(numpy.argmax(curve["f"]))  # first maximum: the lowest best threshold
+def _curve(counts: Sequence[PRFScore], thresholds: Sequence[float]) -> Dict[str, Any]:
+    """P/R/F lists over the thresholds and the best point (the lowest threshold of the highest F)."""
+    p = [c.precision for c in counts]
+    r = [c.recall for c in counts]
+    f = [c.fscore for c in counts]
+    best = int(numpy.argmax(f)) if f else 0
     return {
-        "p": curve["p"].tolist(),
-        "r": curve["r"].tolist(),
-        "f": curve["f"].tolist(),
+        "p": p,
+        "r": r,
+        "f": f,
         "best_threshold": float(thresholds[best]),
-        "best_p": float(curve["p"][best]),
-        "best_r": float(curve["r"][best]),
-        "best_f": float(curve["f"][best]),
+        "best_p": float(p[best]),
+        "best_r": float(r[best]),
+        "best_f": float(f[best]),
     }
 
 
-def sweep_thresholds(
-    examples: Iterable[Example],
-    *,
-    labels: Optional[Iterable[str]] = None,
-    symmetric_labels: Iterable[str] = (),
-    thresholds: Optional[Sequence[float]] = None,
-    mode: str = STRICT,
+def threshold_curves(
+    thresholds: Sequence[float], counts: Sequence[Dict[str, PRFScore]]
 ) -> Dict[str, Any]:
-    """Strict P/R/F per label and micro-averaged at each decision threshold, and the best ones.
+    """Precision-recall-F curves of a threshold sweep, from the per-label counts
+    (`count_relations`) of the relations decided at each threshold (the relation_extractor's
+    `decide` with that one threshold for every label; see `spacy_ie.cli.evaluate.score_view`).
 
-    Run the model with a low threshold so that ``eg.predicted._.relations`` holds every
-    candidate label with its ``score``; a relation counts as predicted at threshold t when its
-    score is >= t. Each label's predictions are sorted by score once and true positives are
-    accumulated, so every threshold is evaluated in one vectorized pass.
-
-    examples (Iterable[Example]): predictions (with scores) and gold relations.
-    labels (Optional[Iterable[str]]): the labels to sweep; default: every label seen.
-    symmetric_labels (Iterable[str]): labels matched regardless of head/tail order.
-    thresholds (Optional[Sequence[float]]): default 0.05, 0.10, ..., 0.95.
-    mode (str): "strict" (default) or "boundaries" matching.
+    thresholds (Sequence[float]): the thresholds, in increasing order.
+    counts (Sequence[Dict[str, PRFScore]]): per threshold, label -> counts.
     RETURNS (Dict[str, Any]): ``{"thresholds": [...], "micro": curve, "per_type": {label:
         curve}}`` where a curve is ``{"p": [...], "r": [...], "f": [...]}`` (one value in [0, 1]
         per threshold) plus ``best_threshold`` (the lowest threshold with the highest F),
-        ``best_p``, ``best_r``, ``best_f``. ``micro`` is for one global threshold.
+        ``best_p``, ``best_r``, ``best_f``. ``micro`` pools the counts of every label.
+    RAISES (ValueError): if there are no thresholds, or not one count dict per threshold.
     """
-    ts = numpy.asarray(DEFAULT_THRESHOLDS if thresholds is None else thresholds, dtype=float)
-    if ts.ndim != 1 or ts.size == 0:
-        raise ValueError("thresholds must be a non-empty sequence of floats")
-    label_set = set(labels) if labels is not None else None
-    symmetric = frozenset(symmetric_labels)
-    pred_scores: Dict[str, List[float]] = defaultdict(list)
-    pred_hits: Dict[str, List[bool]] = defaultdict(list)
-    n_gold: Dict[str, int] = defaultdict(int)
-    for label in label_set or ():
-        n_gold[label] += 0
-    for eg in examples:
-        gold = _doc_keys(eg.reference, mode, symmetric, label_set)
-        for key in gold:
-            n_gold[key[0]] += 1
-        for key, score in _doc_keys(eg.predicted, mode, symmetric, label_set).items():
-            pred_scores[key[0]].append(score)
-            pred_hits[key[0]].append(key in gold)
-
-    def curve(scores: List[float], hits: List[bool], gold: int) -> Dict[str, numpy.ndarray]:
-        s = numpy.asarray(scores, dtype=float)
-        order = numpy.argsort(-s, kind="stable")
-        cum_tp = numpy.concatenate([[0], numpy.cumsum(numpy.asarray(hits, dtype=int)[order])])
-        return _prf_curve(s[order], cum_tp, gold, ts)
-
-    all_labels = sorted(set(n_gold) | set(pred_scores))
-    per_type = {
-        label: _curve_result(
-            curve(pred_scores.get(label, []), pred_hits.get(label, []), n_gold.get(label, 0)),
-            ts,
+    if len(thresholds) == 0 or len(thresholds) != len(counts):
+        raise ValueError(
+            f"threshold_curves: {len(thresholds)} thresholds and {len(counts)} count sets"
         )
-        for label in all_labels
-    }
-    micro = curve(
-        [s for label in all_labels for s in pred_scores.get(label, [])],
-        [h for label in all_labels for h in pred_hits.get(label, [])],
-        sum(n_gold.values()),
-    )
+    labels = sorted({label for per_label in counts for label in per_label})
+    micro = []
+    for per_label in counts:
+        total = PRFScore()
+        for prf in per_label.values():
+            total += prf
+        micro.append(total)
     return {
-        "thresholds": ts.tolist(),
-        "micro": _curve_result(micro, ts),
-        "per_type": per_type,
+        "thresholds": [float(t) for t in thresholds],
+        "micro": _curve(micro, thresholds),
+        "per_type": {
+            label: _curve([c.get(label, PRFScore()) for c in counts], thresholds)
+            for label in labels
+        },
     }

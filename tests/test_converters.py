@@ -384,7 +384,7 @@ def test_cli_convert_prints_summary(brat_dir, tmp_path):
     assert "Converted 2 docs (brat)" in printed
     assert "Skipped 1: discontinuous entities (several fragments)" in printed
     assert "entities overlapping another entity, not in doc.ents" in printed
-    assert "span_source = 'entities'" in printed
+    assert "spans_key = 'entities'" in printed
     assert len(read_docbin(output)) == 2
 
 

@@ -1,5 +1,7 @@
-"""`spacy_ie.cli.evaluate` and ``spacy-ie evaluate``: both views, one lowered-threshold pass equal
-to a normal run, threshold restored, gold-entity view, plots, JSON, CLI errors."""
+"""`spacy_ie.cli.evaluate` and ``spacy-ie evaluate``: both views, one prediction pass decided like
+a normal run, a pipeline left unchanged, gold-entity view, plots, JSON, CLI errors; and
+``spacy-ie tune-thresholds``, whose thresholds reach the saved config."""
+import copy
 import json
 import sys
 
@@ -10,6 +12,7 @@ from typer.testing import CliRunner
 from spacy_ie.cli import app
 from spacy_ie.cli.evaluate import (
     PlotsUnavailable,
+    apply_thresholds,
     evaluate_relations,
     find_relation_extractor,
     load_examples,
@@ -87,10 +90,10 @@ def test_cli_plots_are_pngs(cli_run):
 
 
 def test_configured_scores_equal_a_normal_run(nlp, examples):
-    """Scores filtered from the lowered-threshold pass = nlp.evaluate at the configured
-    thresholds, also with a per-label threshold; the thresholds are restored afterwards."""
+    """Scores decided from the one prediction pass = nlp.evaluate at the configured
+    thresholds, also with per-label thresholds and one relation per pair."""
     _, rel = find_relation_extractor(nlp)
-    saved = rel.cfg["threshold"], rel.cfg["thresholds"], rel.cfg["one_relation_per_pair"]
+    saved = copy.deepcopy(rel.cfg)
     settings = [
         (0.5, {}, False),
         (0.6, {"BORN_IN": 0.3, "WORKS_FOR": 0.45}, False),
@@ -101,8 +104,6 @@ def test_configured_scores_equal_a_normal_run(nlp, examples):
             rel.cfg["threshold"], rel.cfg["thresholds"] = threshold, per_label
             rel.cfg["one_relation_per_pair"] = single
             results = evaluate_relations(nlp, examples)
-            assert rel.cfg["threshold"] == threshold and rel.cfg["thresholds"] is per_label
-            assert rel.cfg["one_relation_per_pair"] is single
             normal = nlp.evaluate(examples)
             ours = results["views"]["end_to_end"]["scores"]
             assert ours["rel_micro_f"] > 0
@@ -112,50 +113,68 @@ def test_configured_scores_equal_a_normal_run(nlp, examples):
             assert results["ner"]["ents_f"] == normal["ents_f"]
             assert results["thresholds"]["BORN_IN"] == per_label.get("BORN_IN", threshold)
     finally:
-        rel.cfg["threshold"], rel.cfg["thresholds"], rel.cfg["one_relation_per_pair"] = saved
+        rel.cfg.clear()
+        rel.cfg.update(saved)
 
 
-def test_lowered_pass_holds_low_scores_and_filters_to_a_normal_run(nlp, examples):
+def test_evaluation_leaves_the_pipeline_unchanged(nlp, examples):
+    """All views, the sweep and the tuning: the component's cfg and nlp.config stay as they were."""
+    _, rel = find_relation_extractor(nlp)
+    cfg, config = copy.deepcopy(rel.cfg), nlp.config.to_str()
+    results = evaluate_relations(nlp, examples)
+    assert set(results["views"]) == {"end_to_end", "gold_entities"}
+    assert rel.cfg == cfg and nlp.config.to_str() == config
+    assert nlp.pipe_names == ["tok2vec", "ner", "relation_extractor"] and not nlp.disabled
+
+
+def test_one_pass_decided_like_a_normal_run(nlp, examples):
     from spacy_ie.cli.evaluate import score_view
 
     _, rel = find_relation_extractor(nlp)
-    predicted, disabled = predict_view(nlp, examples, "end_to_end")
-    assert disabled == []
-    scores = [r.score for eg in predicted for r in eg.predicted._.relations]
+    view = predict_view(nlp, examples, "end_to_end")
+    assert view.disabled == [] and view.seconds > 0
+    apply_thresholds(rel, view, dict.fromkeys(rel.labels, 0.0))  # every allowed label
+    scores = [r.score for eg in view.examples for r in eg.predicted._.relations]
     assert min(scores) < 0.5 <= max(scores)
-    assert rel.cfg["threshold"] == 0.5
-    score_view(predicted, rel)  # leaves the configured predictions on the Docs
+    score_view(view, rel)  # leaves the configured predictions on the Docs
     normal = nlp.pipe(eg.reference.text for eg in examples)
-    assert [relation_set(eg.predicted) for eg in predicted] == [relation_set(d) for d in normal]
-    assert all(eg.predicted is not ex.predicted for eg, ex in zip(predicted, examples))
-
-
-def test_threshold_restored_on_error(nlp, examples, monkeypatch):
-    _, rel = find_relation_extractor(nlp)
-    saved = rel.cfg["threshold"], rel.cfg["thresholds"]
-
-    def fail(docs):
-        assert rel.cfg["threshold"] < saved[0]  # lowered during the run
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(rel, "predict", fail)
-    with pytest.raises(RuntimeError, match="boom"):
-        predict_view(nlp, examples[:2], "end_to_end")
-    assert (rel.cfg["threshold"], rel.cfg["thresholds"]) == saved
-    assert rel.cfg["thresholds"] is saved[1]
+    assert [relation_set(eg.predicted) for eg in view.examples] == [relation_set(d) for d in normal]
+    assert all(eg.predicted is not ex.predicted for eg, ex in zip(view.examples, examples))
 
 
 def test_gold_entity_view_uses_only_gold_entities(nlp, examples):
-    predicted, disabled = predict_view(nlp, examples, "gold_entities")
-    assert disabled == ["ner"] and "ner" in nlp.pipe_names  # disabled for the run only
+    view = predict_view(nlp, examples, "gold_entities")
+    assert view.disabled == ["ner"] and "ner" in nlp.pipe_names  # disabled for the run only
+    _, rel = find_relation_extractor(nlp)
+    apply_thresholds(rel, view, rel.label_thresholds())
     n_relations = 0
-    for eg in predicted:
+    for eg in view.examples:
         gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
-        for rel in eg.predicted._.relations:
+        for r in eg.predicted._.relations:
             n_relations += 1
-            assert (rel.head.start_char, rel.head.end_char, rel.head.label_) in gold
-            assert (rel.tail.start_char, rel.tail.end_char, rel.tail.label_) in gold
+            assert (r.head.start_char, r.head.end_char, r.head.label_) in gold
+            assert (r.tail.start_char, r.tail.end_char, r.tail.label_) in gold
     assert n_relations > 0
+
+
+def test_tune_thresholds_saves_them_in_the_component_and_the_config(trained_pipeline, demo_corpus, tmp_path):
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(
+        app, ["tune-thresholds", str(trained_pipeline), str(demo_corpus["dev"]), str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    tuned = spacy.load(out)
+    rel = tuned.get_pipe("relation_extractor")
+    thresholds = rel.cfg["thresholds"]
+    assert set(thresholds) == set(rel.labels)
+    # (srsly's JSON reader may give 0.35000000000000003 for 0.35: equal in float32, as decided)
+    assert tuned.config["components"]["relation_extractor"]["thresholds"] == pytest.approx(thresholds)
+    saved = spacy.util.load_config(out / "config.cfg")
+    assert saved["components"]["relation_extractor"]["thresholds"] == pytest.approx(thresholds)
+    # A pipeline built from the saved config (as `spacy train` builds it) starts with them.
+    rebuilt = spacy.util.load_model_from_config(saved, auto_fill=True)
+    assert rebuilt.get_pipe("relation_extractor").cfg["thresholds"] == pytest.approx(thresholds)
+    assert result.output.count("Threshold") >= 1
 
 
 def test_pipeline_without_ner_reports_one_view(trained_pipeline, examples):

@@ -8,6 +8,7 @@ from spacy.tokens import Doc, Span
 from thinc.api import Model, NumpyOps, Relu, fix_random_seed
 from thinc.types import Ragged
 
+from spacy_ie.candidates import Candidates
 from spacy_ie.ml.attention_pooling import build_attention_pooling
 from spacy_ie.ml.context_attention import N_ROLES, PairContexts, build_pair_context_attention
 from spacy_ie.ml.relation_model import (
@@ -142,14 +143,29 @@ def fixed_tokvecs(n_tokens: int, width: int) -> Model[List[Doc], List[numpy.ndar
     return model
 
 
+class FixedPairs:
+    """A candidate generator that proposes the given (head, tail) index pairs, Doc after Doc."""
+
+    def __init__(self, pairs):
+        self.pairs = iter(pairs)
+
+    def pair_indices(self, *args):
+        return numpy.asarray(next(self.pairs), dtype="int32").reshape(-1, 2)
+
+
+def candidates_of(docs, pairs):
+    """`Candidates` among each Doc's entities with the given (head, tail) index pairs per Doc."""
+    return Candidates.from_spans(docs, [list(doc.ents) for doc in docs], FixedPairs(pairs))
+
+
 def _docs_and_candidates():
     nlp = spacy.blank("en")
     d1 = nlp("Ada met Charles in London today")
     d1.ents = [d1.char_span(0, 3, "PER"), d1.char_span(8, 15, "PER"), d1.char_span(19, 25, "LOC")]
     d2 = nlp("Acme is in Paris")
     d2.ents = [d2.char_span(0, 4, "ORG"), d2.char_span(11, 16, "LOC")]
-    e1, e2 = d1.ents, d2.ents
-    return [d1, d2], [[(e1[0], e1[1]), (e1[1], e1[0]), (e1[0], e1[2])], [(e2[0], e2[1])]]
+    docs = [d1, d2]
+    return docs, candidates_of(docs, [[(0, 1), (1, 0), (0, 2)], [(0, 1)]])
 
 
 def test_relation_model_gradients_end_to_end():
@@ -178,7 +194,7 @@ def test_relation_model_without_candidates_still_backprops():
     tok2vec = fixed_tokvecs(sum(len(d) for d in docs), 4)
     model = build_relation_model(tok2vec, hidden_width=6, nO=2)
     model.initialize(X=(docs, _docs_and_candidates()[1]))
-    scores, backprop = model.begin_update((docs, [[], []]))
+    scores, backprop = model.begin_update((docs, candidates_of(docs, [[], []])))
     assert scores.logits.shape == (0, 2)
     backprop(ops.alloc2f(0, 2))
     assert tok2vec.get_grad("W").shape == (10, 4)  # the listener's backprop was called
@@ -191,14 +207,13 @@ def test_index_candidates_roles_and_sentences():
     doc.ents = [Span(doc, 0, 1, "PER"), Span(doc, 2, 3, "PER"), Span(doc, 4, 5, "PER"), Span(doc, 7, 8, "LOC")]
     for i, token in enumerate(doc):
         token.is_sent_start = i in (0, 4)
-    e = doc.ents
-    index = _index_candidates([doc], [[(e[0], e[1]), (e[3], e[2])]], window=10)
+    index = _index_candidates([doc], candidates_of([doc], [[(0, 1), (3, 2)]]), window=10)
     # Contexts stop at the sentence boundary.
     assert index.contexts.tolist() == [[0, 4], [4, 8]]
     roles = index.context_roles.tolist()
     # Ada(head) met(between) Charles(tail) .(after) | Bob(tail) lives in(between) Rome(head)
     assert roles == [1, 3, 2, 4, 2, 3, 3, 1]
-    assert index.heads.tolist() == [0, 2] and index.tails.tolist() == [1, 3]
+    assert index.heads.tolist() == [0, 2] and index.tails.tolist() == [1, 3]  # in order of first use
 
 
 def test_distance_buckets():

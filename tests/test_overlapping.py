@@ -1,7 +1,7 @@
 """The overlapping-entity pipeline: configs/spancat_rel_tok2vec.cfg on assets/nested.
 
 spaCy's `spancat` writes every entity, nested ones included, into doc.spans["entities"] and the
-relation_extractor reads that group (span_source = "entities"). Trained here with `spacy train`
+relation_extractor reads that group (spans_key = "entities"). Trained here with `spacy train`
 (spaCy's own training loop, in process) on the small nested corpus, with tiny widths: the
 checks are structural (nested spans come out in the group, relations link overlapping spans,
 `spacy_ie evaluate` runs both views), not scores.
@@ -88,7 +88,7 @@ def test_corpus_is_nested(nested_corpus):
 def test_spancat_feeds_the_relation_extractor(nested_pipeline, nested_corpus):
     nlp = spacy.load(nested_pipeline)
     assert nlp.pipe_names == ["tok2vec", "spancat", "relation_extractor"]
-    assert nlp.get_pipe("relation_extractor").cfg["span_source"] == KEY
+    assert nlp.get_pipe("relation_extractor").cfg["spans_key"] == KEY
     gold = list(DocBin().from_disk(nested_corpus["train"]).get_docs(nlp.vocab))
     docs: List[Doc] = list(nlp.pipe(doc.text for doc in gold))
     predicted_spans = [s for doc in docs for s in doc.spans[KEY]]

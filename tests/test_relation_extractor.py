@@ -4,7 +4,9 @@ import subprocess
 import sys
 from typing import List
 
+import numpy
 import pytest
+import srsly
 import spacy
 from spacy.tokens import Doc, Span
 from spacy.training import Example
@@ -210,7 +212,7 @@ def test_span_group_source_with_overlapping_spans(nlp):
     predicted = nlp.make_doc(doc.text)
     predicted.spans["entities"] = [Span(predicted, s.start, s.end, s.label_) for s in doc.spans["entities"]]
     examples = [Example(predicted, doc)]
-    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "spans_key": "entities"})
     train(nlp, examples, steps=40)
     assert predicted_triples(nlp, examples) == [
         sorted([("Ann", "WORKS_FOR", "New York University"), ("New York University", "LOCATED_IN", "New York")])
@@ -272,12 +274,12 @@ def test_candidates_sentence_distance_and_cap(nlp):
     pairs = EntityPairCandidates()(doc, spans)
     assert len(pairs) == 12  # no sentence boundaries: all ordered pairs
     assert len(EntityPairCandidates(max_distance=1)(doc, spans)) == 6  # gaps 1: A-B, B-C, C-D
-    capped = EntityPairCandidates(max_candidates=2)(doc, spans)
+    capped = [(spans[h], spans[t]) for h, t in EntityPairCandidates(max_candidates=2)(doc, spans)]
     assert len(capped) == 2 and all(max(h.start, t.start) - min(h.end, t.end) == 1 for h, t in capped)
     for i, token in enumerate(doc):
         token.is_sent_start = i in (0, 4)
     pairs = EntityPairCandidates()(doc, spans)
-    assert sorted((h.text, t.text) for h, t in pairs) == [("A", "B"), ("B", "A"), ("C", "D"), ("D", "C")]
+    assert sorted((spans[h].text, spans[t].text) for h, t in pairs) == [("A", "B"), ("B", "A"), ("C", "D"), ("D", "C")]
 
 
 def test_one_relation_per_pair_keeps_the_likelier_direction(nlp):
@@ -299,3 +301,123 @@ def test_one_relation_per_pair_keeps_the_likelier_direction(nlp):
         by_pair.setdefault(key, []).append(rel)
     expected = sorted((max(rels, key=lambda r: r.score).head.text, max(rels, key=lambda r: r.score).label) for rels in by_pair.values())
     assert sorted((r.head.text, r.label) for r in single) == expected
+
+
+# --- odd span groups, damaged pipelines, unreachable gold (issue: reliability) ----------------
+
+
+def test_empty_and_duplicate_spans_are_skipped(nlp):
+    examples = make_examples(nlp)
+    rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "threshold": 0.0, "spans_key": "grp"})
+    for eg in examples:
+        eg.reference.spans["grp"] = list(eg.reference.ents)
+    train(nlp, examples, steps=2)
+    doc = nlp.make_doc("Ann Lee met Acme Corp staff")
+    # the reproducer: a zero-length span between two real ones, and a duplicate
+    doc.spans["grp"] = [Span(doc, 0, 2, "PER"), Span(doc, 3, 3, "ORG"), Span(doc, 3, 5, "ORG"), Span(doc, 3, 5, "ORG")]
+    relations = rel(doc)._.relations
+    pairs = [(r.head.start, r.head.end, r.tail.start, r.tail.end, r.label) for r in relations]
+    assert relations and all(len(r.head) and len(r.tail) for r in relations)
+    assert len(pairs) == len(set(pairs))  # each relation once
+    assert {p[:4] for p in pairs} <= {(0, 2, 3, 5), (3, 5, 0, 2)}
+
+
+def test_damaged_component_fails_to_load_naming_it(nlp, tmp_path):
+    examples = make_examples(nlp)
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})
+    train(nlp, examples, steps=2)
+    nlp.to_disk(tmp_path / "ok")
+    spacy.load(tmp_path / "ok")  # intact: loads
+    nlp.to_disk(tmp_path / "no_cfg")
+    (tmp_path / "no_cfg" / "relation_extractor" / "cfg").unlink()
+    with pytest.raises(ValueError, match=r"\[relation_extractor\].*4 outputs.*0 labels"):
+        spacy.load(tmp_path / "no_cfg")
+    nlp.to_disk(tmp_path / "short")
+    cfg_path = tmp_path / "short" / "relation_extractor" / "cfg"
+    cfg = srsly.read_json(cfg_path)
+    cfg["labels"] = cfg["labels"][:3]
+    srsly.write_json(cfg_path, cfg)
+    with pytest.raises(ValueError, match=r"relation_extractor/cfg and .*relation_extractor/model"):
+        spacy.load(tmp_path / "short")
+    with pytest.raises(ValueError, match="3 labels"):
+        spacy.blank("en").add_pipe("relation_extractor", config={"model": SMALL_MODEL}).from_bytes(
+            _with_labels(nlp.get_pipe("relation_extractor"), cfg["labels"])
+        )
+
+
+def _with_labels(component, labels) -> bytes:
+    saved = list(component.cfg["labels"])
+    component.cfg["labels"] = list(labels)
+    try:
+        return component.to_bytes()
+    finally:
+        component.cfg["labels"] = saved
+
+
+def test_unreachable_gold_relations_warn_once_with_counts(nlp):
+    examples = make_examples(nlp)
+    # Alice-Acme: Acme left out of doc.ents (as an overlapping entity would be)
+    ref = examples[0].reference
+    ref.spans["entities"] = list(ref.ents)
+    ref.ents = [e for e in ref.ents if e.text != "Acme"]
+    nlp.add_pipe(
+        "relation_extractor",
+        config={"model": SMALL_MODEL, "candidates": {
+            "@misc": "spacy_ie.EntityPairCandidates.v1", "type_constraints": {"BORN_IN": [["PER", "ORG"]]}}},
+    )
+    with pytest.warns(UserWarning) as record:
+        nlp.initialize(lambda: examples)
+    messages = [str(w.message) for w in record if "can never be predicted" in str(w.message)]
+    assert len(messages) == 1
+    message = messages[0]
+    # Alice-Acme and Acme-Paris: no span; Bob-Rome (PER, LOC) and Carol-Dave (PER, PER): types
+    assert "4 of 5 gold relations" in message
+    assert "2 because a head or tail is not among the spans of doc.ents" in message
+    assert "2 because their (head label, tail label) is outside the type constraints" in message
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
+    examples = make_examples(nlp)
+    rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "exclusive_classes": exclusive})
+    train(nlp, examples, steps=3)
+    candidates = rel.gold_candidates(examples)
+    scores = rel.model.predict(([eg.predicted for eg in examples], candidates))
+    loss, d_logits = rel.get_loss(examples, (candidates, scores))
+    logits = numpy.asarray(scores.logits, dtype="float64")
+    truths = numpy.zeros_like(logits)
+    labels = list(rel.labels)
+    offset = 0
+    for eg, n in zip(examples, candidates.pair_lengths):
+        spans = rel.get_spans(eg.reference)
+        for r in eg.reference._.relations:
+            pair = [spans.index(r.head), spans.index(r.tail)]
+            row = offset + candidates.pairs[offset : offset + n].tolist().index(pair)
+            truths[row, labels.index(r.label)] = 1.0
+        offset += n
+    if exclusive:
+        truths[:, -1] = truths.sum(axis=1) == 0
+        probs = numpy.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        expected = -(truths * numpy.log(probs + 1e-7)).sum(axis=1).mean()
+    else:
+        probs = 1 / (1 + numpy.exp(-logits))
+        expected = -(truths * numpy.log(probs + 1e-7) + (1 - truths) * numpy.log(1 - probs + 1e-7)).mean()
+    assert truths[:, : len(labels)].sum() == sum(len(eg.reference._.relations) for eg in examples)
+    assert loss == pytest.approx(expected, rel=1e-4)
+    numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
+    losses = rel.update(examples, losses={})  # update reports the same loss (no dropout, no step)
+    assert losses["relation_extractor"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_span_source_still_loads_as_spans_key(nlp):
+    with pytest.warns(DeprecationWarning, match="spans_key"):
+        rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
+    assert rel.cfg["spans_key"] == "entities"
+    with pytest.warns(DeprecationWarning):
+        old = spacy.blank("en").add_pipe("relation_extractor", config={"span_source": "ents"})
+    assert old.cfg["spans_key"] is None
+    rel.cfg["span_source"] = "ents"  # a cfg saved by an older version
+    rel.cfg.pop("spans_key")
+    rel._migrate_cfg()
+    assert rel.cfg["spans_key"] is None and "span_source" not in rel.cfg

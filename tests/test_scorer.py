@@ -13,7 +13,7 @@ from spacy_ie.scorer import (
     count_relations,
     make_relation_scorer,
     score_relations,
-    sweep_thresholds,
+    threshold_curves,
 )
 
 NLP = spacy.blank("en")
@@ -313,9 +313,19 @@ def _sweep_example() -> Example:
     return example(pred, gold)
 
 
-def test_sweep_thresholds_hand_computed():
+def _counts_at(eg: Example, thresholds, labels=None):
+    """count_relations of `eg` with only the predictions scoring at least each threshold."""
+    counts = []
+    for t in thresholds:
+        pred = eg.predicted.copy()
+        pred._.relations = [r for r in eg.predicted._.relations if r.score >= t]
+        counts.append(count_relations([Example(pred, eg.reference)], labels=labels))
+    return counts
+
+
+def test_threshold_curves_hand_computed():
     thresholds = [0.2, 0.4, 0.7, 0.95]
-    result = sweep_thresholds([_sweep_example()], thresholds=thresholds)
+    result = threshold_curves(thresholds, _counts_at(_sweep_example(), thresholds))
     assert result["thresholds"] == thresholds
     knows = result["per_type"]["knows"]
     # t=0.2: 3 predicted, 2 TP of 2 gold; t=0.4: {0.9, 0.4} -> 1 TP; t=0.7: {0.9}; t=0.95: none
@@ -335,26 +345,17 @@ def test_sweep_thresholds_hand_computed():
     assert (micro["best_p"], micro["best_r"]) == pytest.approx((3 / 4, 1.0))
 
 
-def test_sweep_agrees_with_score_relations_at_each_threshold():
-    eg = _sweep_example()
-    result = sweep_thresholds([eg])
-    assert result["thresholds"] == pytest.approx([0.05 * i for i in range(1, 20)])
-    for i, t in enumerate(result["thresholds"]):
-        pred = eg.predicted.copy()
-        pred._.relations = [r for r in eg.predicted._.relations if r.score >= t]
-        scores = score_relations([Example(pred, eg.reference)])
-        assert result["micro"]["f"][i] == pytest.approx(scores["rel_micro_f"])
-        for label, curve in result["per_type"].items():
-            assert curve["f"][i] == pytest.approx(scores["rel_per_type"][label]["f"])
-
-
-def test_sweep_empty_and_labels():
-    result = sweep_thresholds([], labels=["knows"], thresholds=[0.5])
+def test_threshold_curves_empty_labels_and_errors():
+    result = threshold_curves([0.5], [count_relations([], labels=["knows"])])
     assert result["per_type"]["knows"]["f"] == [0.0]
     assert result["micro"] == {
         "p": [0.0], "r": [0.0], "f": [0.0],
         "best_threshold": 0.5, "best_p": 0.0, "best_r": 0.0, "best_f": 0.0,
     }  # fmt: skip
-    result = sweep_thresholds([_sweep_example()], labels=["lives_in"], thresholds=[0.5])
+    result = threshold_curves([0.5], _counts_at(_sweep_example(), [0.5], labels=["lives_in"]))
     assert set(result["per_type"]) == {"lives_in"}
     assert result["micro"]["f"] == [1.0]
+    with pytest.raises(ValueError):
+        threshold_curves([0.5, 0.6], [{}])
+    with pytest.raises(ValueError):
+        threshold_curves([], [])

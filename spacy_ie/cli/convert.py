@@ -15,7 +15,8 @@ def convert_cli(
         Path,
         typer.Argument(
             metavar="INPUT",
-            help="Corpus file (brat: a directory of .txt/.ann pairs, or one .ann file).",
+            help="Corpus file (brat: a directory of .txt/.ann pairs, or one .ann file; "
+            "label-studio: Label Studio's JSON export; doccano: doccano's JSONL export).",
             show_default=False,
         ),
     ],

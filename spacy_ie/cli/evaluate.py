@@ -1,5 +1,6 @@
-"""`spacy-ie evaluate`: evaluate a relation extraction pipeline: entities, relations end to end and on gold entities,
-and what tuning the decision thresholds would gain.
+"""`spacy-ie evaluate`: evaluate a relation extraction pipeline: entities, relations end to end
+and on gold entities, and what tuning the decision thresholds would gain. As in ``spacy.cli``,
+this module holds the command and its logic; the scores themselves come from `spacy_ie.scorer`.
 
 Two views of the same data:
 
@@ -11,35 +12,41 @@ Two views of the same data:
   ``spancat``...) is disabled, so the relation scores do not depend on NER. Without such a
   component the two views coincide and only this one is reported.
 
-Each view runs the pipeline once, with the relation extractor's thresholds temporarily lowered
-(`lowered_threshold`), so the Docs carry every relation scoring at least `prediction_threshold`.
-The scores at the configured thresholds are then derived by filtering those relations (they
-equal a normal run's: a relation's score does not depend on the threshold), and the threshold
-sweep (`spacy_ie.scorer.sweep_thresholds`) comes from the same predictions.
+Each view runs the pipeline once, up to the relation extractor, and then the extractor's
+`predict` (`predict_view`). Every threshold setting (the configured one, the sweep, the tuned
+one) is then decided from those predictions by the component's own `decide`, the one rule its
+`set_annotations` applies, so each score equals a normal run's at those thresholds. Evaluation
+never changes the pipeline's settings.
 """
 import time
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Annotated, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy
 import spacy
 import srsly
 import typer
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.scorer import PRFScore
 from spacy.training import Corpus, Example
+from spacy.util import minibatch
 from wasabi import msg
 
-from ..pipeline.relation_extractor import RelationExtractor
-from ..scorer import DEFAULT_THRESHOLDS, score_relations, sweep_thresholds
+from ..pipeline.relation_extractor import RelationExtractor, RelationPredictions, write_relations
+from ..scorer import (
+    DEFAULT_THRESHOLDS,
+    count_relations,
+    score_relations,
+    summarize_counts,
+    threshold_curves,
+)
 from ..training.corpus import copy_gold_spans
 from ._app import app
 
 END_TO_END = "end_to_end"
 GOLD_ENTITIES = "gold_entities"
 VIEWS = (END_TO_END, GOLD_ENTITIES)
-DEFAULT_PREDICTION_THRESHOLD = 0.01
 VIEW_TITLES = {END_TO_END: "end to end (predicted entities)", GOLD_ENTITIES: "gold entities"}
 OPTIMISM_NOTE = (
     "Best thresholds are picked on the evaluation data itself, so their F is optimistic: "
@@ -122,27 +129,28 @@ def entity_components(nlp: Language, component: str) -> List[str]:
 # --- predicting ------------------------------------------------------------------------------
 
 
-def configured_thresholds(component: RelationExtractor) -> Dict[str, float]:
-    """The threshold in effect for each label of `component` (per label, else the global)."""
-    cfg = component.cfg
-    thresholds, default = cfg["thresholds"], cfg["threshold"]
-    return {label: float(thresholds.get(label, default)) for label in component.labels}
+@dataclass
+class ViewPredictions:
+    """One view's single pipeline pass: the Examples (their predicted Docs carry the entities
+    the relations are scored on) and the relation extractor's predictions, batch by batch.
+    `apply_thresholds` turns them into ``doc._.relations`` at any thresholds.
 
-
-@contextmanager
-def lowered_threshold(component: RelationExtractor, threshold: float) -> Iterator[None]:
-    """Within the block, `component` predicts every label scoring at least `threshold`
-    (global threshold lowered, per-label thresholds cleared, `one_relation_per_pair` off: which
-    direction wins depends on the thresholds, so `filter_relations` applies it afterwards);
-    restored afterwards, also on error.
+    examples (List[Example]): new Examples on copies of the given predicted Docs.
+    batches (List[Tuple[List[Doc], RelationPredictions]]): each batch's Docs (those of
+        `examples`) and what `RelationExtractor.predict` returned for them.
+    disabled (List[str]): the components the pass left out (besides the relation extractor).
+    seconds (float): wall time of the pass (pipeline and relation model), in seconds.
     """
-    cfg = component.cfg
-    saved = cfg["threshold"], cfg["thresholds"], cfg.get("one_relation_per_pair", False)
-    cfg["threshold"], cfg["thresholds"], cfg["one_relation_per_pair"] = float(threshold), {}, False
-    try:
-        yield
-    finally:
-        cfg["threshold"], cfg["thresholds"], cfg["one_relation_per_pair"] = saved
+
+    examples: List[Example]
+    batches: List[Tuple[List[Doc], RelationPredictions]]
+    disabled: List[str]
+    seconds: float
+
+    @property
+    def n_words(self) -> int:
+        """Tokens of the predicted Docs."""
+        return sum(len(eg.predicted) for eg in self.examples)
 
 
 def predict_view(
@@ -151,111 +159,88 @@ def predict_view(
     view: str,
     *,
     component: Optional[str] = None,
-    prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD,
     batch_size: Optional[int] = None,
-) -> Tuple[List[Example], List[str]]:
-    """Run the pipeline once for one view, with the relation extractor's threshold lowered.
+) -> ViewPredictions:
+    """Run the pipeline once for one view, up to the relation extractor, and its `predict`.
 
-    examples (Iterable[Example]): gold Examples (e.g. from `load_examples`); they are not
-        changed: the predictions go into new Examples, on copies of their predicted Docs.
-    view (str): ``"end_to_end"`` (whole pipeline on the texts) or ``"gold_entities"`` (gold
-        entities copied onto the Docs; entity-producing components and the components after the
-        relation extractor disabled).
+    Nothing of `nlp` changes: the relation extractor's `predict` is called directly, and the
+    relations are written afterwards by `apply_thresholds` (through the component's `decide`).
+
+    examples (Iterable[Example]): gold Examples (e.g. from `load_examples`); not changed.
+    view (str): ``"end_to_end"`` (the pipeline's own entities) or ``"gold_entities"`` (gold
+        entities copied onto the Docs; the entity-producing components disabled).
     component (Optional[str]): the relation extractor's name; default: the first one.
-    prediction_threshold (float): the threshold during the run (and below the configured ones).
     batch_size (Optional[int]): default ``nlp.batch_size``, as `Language.evaluate`.
-    RETURNS (Tuple[List[Example], List[str]]): the Examples with predictions (each relation with
-        its score) and the names of the disabled components.
+    RETURNS (ViewPredictions): the pass's Examples and predictions.
+    RAISES (ValueError): for an unknown view. (EvaluationError): without a relation extractor.
     """
     if view not in VIEWS:
         raise ValueError(f"Unknown view {view!r}; expected one of {VIEWS}")
     name, rel = find_relation_extractor(nlp, component)
-    low = min([prediction_threshold, *configured_thresholds(rel).values()])
     examples = [Example(eg.predicted.copy(), eg.reference) for eg in examples]
-    disable: List[str] = []
+    # Components after the relation extractor cannot change its scores: left out.
+    disabled = nlp.pipe_names[nlp.pipe_names.index(name) + 1 :]
     if view == GOLD_ENTITIES:
         for eg in examples:
             copy_gold_spans(eg)
-        after = nlp.pipe_names[nlp.pipe_names.index(name) + 1 :]
-        disable = entity_components(nlp, name) + after
-    with nlp.select_pipes(disable=disable), lowered_threshold(rel, low):
-        docs = list(
-            nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size or nlp.batch_size)
-        )
+        disabled = entity_components(nlp, name) + disabled
+    size = batch_size or nlp.batch_size
+    start = time.perf_counter()
+    with nlp.select_pipes(disable=disabled + [name]):
+        docs = list(nlp.pipe((eg.predicted for eg in examples), batch_size=size))
+    batches = [(batch, rel.predict(batch)) for batch in minibatch(docs, size=size)]
+    seconds = time.perf_counter() - start
     for eg, doc in zip(examples, docs):
         eg.predicted = doc
-    return examples, disable
+    return ViewPredictions(examples, batches, disabled, seconds)
 
 
-def filter_relations(
-    docs: Iterable[Doc],
-    records: Sequence[List[Dict[str, Any]]],
-    thresholds: Dict[str, float],
-    default: float,
-    one_relation_per_pair: bool = False,
+def apply_thresholds(
+    component: RelationExtractor, view: ViewPredictions, thresholds: Dict[str, float]
 ) -> None:
-    """Set each Doc's relations to those of its `records` (``doc._.relations_data`` form) that
-    reach their label's threshold (`thresholds`, else `default`), compared in float32 as the
-    component does, so the result equals a run at these thresholds. With
-    `one_relation_per_pair`, then keep per pair only the direction with the likeliest relation
-    (ties: the direction whose head comes first), as the component does."""
-    limits = {label: float(numpy.float32(t)) for label, t in thresholds.items()}
-    default32 = float(numpy.float32(default))
-    for doc, doc_records in zip(docs, records):
-        kept = [r for r in doc_records if r["score"] >= limits.get(r["label"], default32)]
-        if one_relation_per_pair:
-            keys = [_pair_direction(r) for r in kept]
-            best: Dict[Tuple, Tuple[float, bool]] = {}
-            for r, (pair, forward) in zip(kept, keys):
-                best[pair] = max(best.get(pair, (-1.0, forward)), (r["score"], forward))
-            kept = [r for r, (pair, forward) in zip(kept, keys) if best[pair][1] == forward]
-        doc._.relations = kept
-
-
-def _pair_direction(record: Dict[str, Any]) -> Tuple[Tuple, bool]:
-    """The unordered pair of a relation record's head and tail (char offsets), and whether the
-    head comes first."""
-    head, tail = tuple(record["head"][:2]), tuple(record["tail"][:2])
-    return (min(head, tail), max(head, tail)), head <= tail
+    """Write each predicted Doc's ``doc._.relations`` as `component` would at `thresholds`
+    (label -> threshold, every label): its `decide` on the stored predictions. The component's
+    settings are not touched."""
+    for docs, predictions in view.batches:
+        write_relations(docs, predictions, component.decide(predictions, thresholds), component.labels)
 
 
 # --- scoring ---------------------------------------------------------------------------------
 
 
 def score_view(
-    examples: Sequence[Example],
+    view: ViewPredictions,
     component: RelationExtractor,
     *,
     sweep: Optional[Sequence[float]] = None,
 ) -> Dict[str, Any]:
-    """Relation scores of one view from predictions made with a lowered threshold.
+    """Relation scores of one view at the configured thresholds, a sweep of one global
+    threshold, and each label at its best threshold: every setting decided by the component's
+    `decide` on the view's one set of predictions (`apply_thresholds`), so each score equals
+    a normal run's at those thresholds.
 
     Leaves each ``eg.predicted._.relations`` as a run at the configured thresholds would.
     sweep (Optional[Sequence[float]]): the thresholds to sweep (default 0.05 .. 0.95); the
         configured ones are added, so the best F is never below the configured one's.
     RETURNS (Dict[str, Any]): ``scores`` (`score_relations` at the configured thresholds),
-        ``sweep`` (`sweep_thresholds`, strict) and ``tuning`` (see `evaluate_relations`).
+        ``sweep`` (`threshold_curves`, strict) and ``tuning`` (see `evaluate_relations`).
     """
     labels = list(component.labels)
     symmetric = list(component.cfg["symmetric_labels"])
-    configured = configured_thresholds(component)
+    configured = component.label_thresholds()
     default = float(component.cfg["threshold"])
     grid = sorted({*map(float, sweep or DEFAULT_THRESHOLDS), default, *configured.values()})
-    docs = [eg.predicted for eg in examples]
-    records = [doc._.relations_data for doc in docs]
+    examples = view.examples
 
-    single = bool(component.cfg.get("one_relation_per_pair", False))
-    if single:
-        # Exact for every global threshold: the winning direction's top score is >= the
-        # other's, so the other never passes alone (per-label thresholds: an approximation).
-        filter_relations(docs, records, {}, min(grid), single)
-    curves = sweep_thresholds(
-        examples, labels=labels, symmetric_labels=symmetric, thresholds=grid
-    )
+    def strict_counts(thresholds: Dict[str, float]) -> Dict[str, PRFScore]:
+        apply_thresholds(component, view, thresholds)
+        return count_relations(examples, labels=labels, symmetric_labels=symmetric)
+
+    curves = threshold_curves(grid, [strict_counts(dict.fromkeys(labels, t)) for t in grid])
+    apply_thresholds(component, view, configured)
+    scores = score_relations(examples, labels=labels, symmetric_labels=symmetric)
     per_type_tuning: Dict[str, Dict[str, float]] = {}
     tuned: Dict[str, float] = {}
-    filter_relations(docs, records, configured, default, single)
-    scores = score_relations(examples, labels=labels, symmetric_labels=symmetric)
     for label in labels:
         curve = curves["per_type"][label]
         configured_f = scores["rel_per_type"][label]["f"]
@@ -266,11 +251,9 @@ def score_view(
             "best_f": curve["best_f"],
             "gain": curve["best_f"] - configured_f,
         }
-        better = curve["best_f"] > configured_f
-        tuned[label] = curve["best_threshold"] if better else configured[label]
-    filter_relations(docs, records, tuned, default, single)
-    tuned_f = score_relations(examples, labels=labels, symmetric_labels=symmetric)["rel_micro_f"]
-    filter_relations(docs, records, configured, default, single)  # leave the configured ones
+        tuned[label] = curve["best_threshold"] if curve["best_f"] > configured_f else configured[label]
+    tuned_f = summarize_counts(strict_counts(tuned), labels)["rel_micro_f"]
+    apply_thresholds(component, view, configured)  # leave the configured relations
     micro = curves["micro"]
     return {
         "n_docs": len(examples),
@@ -310,7 +293,6 @@ def evaluate_relations(
     examples: Iterable[Example],
     *,
     component: Optional[str] = None,
-    prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD,
     sweep: Optional[Sequence[float]] = None,
     batch_size: Optional[int] = None,
 ) -> Dict[str, Any]:
@@ -318,20 +300,19 @@ def evaluate_relations(
 
     examples (Iterable[Example]): gold Examples, e.g. from `load_examples`; not changed.
     component (Optional[str]): the relation extractor's name; default: the first one.
-    prediction_threshold (float): the relation threshold during the (one) run per view.
     sweep (Optional[Sequence[float]]): the thresholds to sweep; default 0.05, 0.10, ..., 0.95.
     batch_size (Optional[int]): default ``nlp.batch_size``.
     RETURNS (Dict[str, Any]): JSON-serializable; scores are fractions in [0, 1]::
 
         component, labels, n_docs, threshold (global), thresholds ({label: in effect}),
-        prediction_threshold, views_coincide (bool), notes ([str]),
+        views_coincide (bool), notes ([str]),
         ner: spaCy's entity scores (ents_p/r/f, ents_per_type) end to end, or None,
         views: {"end_to_end": view, "gold_entities": view} (only "gold_entities" when
             the views coincide), where a view is
             {entities: "predicted"|"gold", disabled: [component], n_docs,
              seconds / words_per_second: wall time and speed (words = tokens) of the
-                 view's one pipeline pass (run with the lowered threshold, so it also
-                 writes the relations scoring below the configured thresholds),
+                 view's one pass (the pipeline up to and including the relation model;
+                 deciding and writing the relations are not timed),
              scores: score_relations keys at the configured thresholds
                  (rel_micro_p/r/f, rel_macro_p/r/f, rel_per_type, rel_boundary_*),
              sweep: {mode, thresholds, micro: curve, per_type: {label: curve}}
@@ -343,8 +324,6 @@ def evaluate_relations(
     """
     examples = list(examples)
     name, rel = find_relation_extractor(nlp, component)
-    # no threshold of the sweep may fall below the run's
-    prediction_threshold = min(prediction_threshold, *map(float, sweep or DEFAULT_THRESHOLDS))
     producers = entity_components(nlp, name)
     coincide = not producers
     results: Dict[str, Any] = {
@@ -352,8 +331,7 @@ def evaluate_relations(
         "labels": list(rel.labels),
         "n_docs": len(examples),
         "threshold": float(rel.cfg["threshold"]),
-        "thresholds": configured_thresholds(rel),
-        "prediction_threshold": float(prediction_threshold),
+        "thresholds": rel.label_thresholds(),
         "views_coincide": coincide,
         "notes": [OPTIMISM_NOTE],
         "ner": None,
@@ -367,24 +345,14 @@ def evaluate_relations(
     for view in VIEWS:
         if view == END_TO_END and coincide:
             continue
-        start = time.perf_counter()
-        predicted, disabled = predict_view(
-            nlp,
-            examples,
-            view,
-            component=name,
-            prediction_threshold=prediction_threshold,
-            batch_size=batch_size,
-        )
-        seconds = time.perf_counter() - start
-        n_words = sum(len(eg.predicted) for eg in predicted)
+        predicted = predict_view(nlp, examples, view, component=name, batch_size=batch_size)
         if view == END_TO_END:
-            results["ner"] = entity_scores(nlp, predicted, producers)
+            results["ner"] = entity_scores(nlp, predicted.examples, producers)
         results["views"][view] = {
             "entities": "predicted" if view == END_TO_END else "gold",
-            "disabled": disabled,
-            "seconds": seconds,
-            "words_per_second": n_words / seconds if seconds > 0 else 0.0,
+            "disabled": predicted.disabled,
+            "seconds": predicted.seconds,
+            "words_per_second": predicted.n_words / predicted.seconds if predicted.seconds > 0 else 0.0,
             **score_view(predicted, rel, sweep=sweep),
         }
     return results
@@ -470,7 +438,6 @@ def evaluate(
     output_path: Optional[Union[str, Path]] = None,
     plots_dir: Optional[Union[str, Path]] = None,
     component: Optional[str] = None,
-    prediction_threshold: float = DEFAULT_PREDICTION_THRESHOLD,
     sweep: Optional[Sequence[float]] = None,
 ) -> Dict[str, Any]:
     """Load `model`, evaluate it on `data_path` (`evaluate_relations`), write the plots and the
@@ -491,7 +458,6 @@ def evaluate(
             nlp,
             examples,
             component=component,
-            prediction_threshold=prediction_threshold,
             sweep=sweep,
         )
     )

@@ -26,6 +26,7 @@ from typing import (
     Annotated, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, TextIO, Tuple,
     Union,
 )
+from xml.sax.saxutils import quoteattr
 
 import spacy
 import typer
@@ -188,6 +189,205 @@ def doc_to_record(doc: Doc, meta: Optional[Dict[str, Any]] = None) -> Dict[str, 
     if meta is not None:
         record["meta"] = meta
     return record
+
+
+# --- pre-annotations for annotation tools (Label Studio, doccano) --------------------------------
+
+# Output formats: one JSON line per document, built by these functions from a Doc, its meta and
+# the model version (see `doc_to_line`).
+OUTPUT_FORMATS = ("jsonl", "label-studio", "doccano")
+
+
+def _predicted_spans(doc: Doc) -> List[Span]:
+    """doc.ents, then the relation arguments not among them (e.g. from a span group), without
+    duplicates (same characters and label), in text order."""
+    spans: Dict[Tuple[int, int, str], Span] = {}
+    for span in list(doc.ents) + [s for rel in doc._.relations for s in (rel.head, rel.tail)]:
+        spans.setdefault((span.start_char, span.end_char, span.label_), span)
+    return [spans[key] for key in sorted(spans)]
+
+
+def doc_to_label_studio(
+    doc: Doc,
+    meta: Optional[Dict[str, Any]] = None,
+    *,
+    model_version: str = "spacy-ie",
+    from_name: str = "label",
+    to_name: str = "text",
+) -> Dict[str, Any]:
+    """A Label Studio task with the Doc's predictions as pre-annotations::
+
+        {"data": {"text": str, **meta},
+         "predictions": [{"model_version": str, "score": float,
+                          "result": [region, ..., relation, ...]}]}
+
+    Each entity (``doc.ents``, plus relation arguments outside them) is a region ``{"id": "e0",
+    "type": "labels", "from_name", "to_name", "value": {"start", "end", "text", "labels":
+    [label]}}`` with character offsets (code points, Python string indices, as Label Studio
+    stores them since it stopped counting UTF-16 code units, label-studio PR #1559). Each
+    relation is ``{"type": "relation", "from_id": head region,
+    "to_id": tail region, "direction": "right", "labels": [label], "score": float}``. The
+    prediction's ``score`` is the lowest relation score of the document (1.0 without
+    relations), so that sorting tasks by prediction score in Label Studio puts the least
+    certain documents first.
+
+    from_name, to_name: the ``name`` of the ``<Labels>`` and ``<Text>`` tags of the project's
+        labeling config (see `label_studio_config`).
+    Source: https://labelstud.io/guide/predictions and https://labelstud.io/guide/task_format.
+    """
+    region_ids: Dict[Tuple[int, int, str], str] = {}
+    result: List[Dict[str, Any]] = []
+    for span in _predicted_spans(doc):
+        key = (span.start_char, span.end_char, span.label_)
+        region_ids[key] = f"e{len(region_ids)}"
+        result.append(
+            {
+                "id": region_ids[key],
+                "type": "labels",
+                "from_name": from_name,
+                "to_name": to_name,
+                "value": {
+                    "start": span.start_char,
+                    "end": span.end_char,
+                    "text": span.text,
+                    "labels": [span.label_],
+                },
+            }
+        )
+    scores = []
+    for rel in doc._.relations:
+        score = round(float(rel.score), 4)
+        scores.append(score)
+        result.append(
+            {
+                "type": "relation",
+                "from_id": region_ids[(rel.head.start_char, rel.head.end_char, rel.head.label_)],
+                "to_id": region_ids[(rel.tail.start_char, rel.tail.end_char, rel.tail.label_)],
+                "direction": "right",
+                "labels": [rel.label],
+                "score": score,
+            }
+        )
+    data: Dict[str, Any] = {**(meta or {}), "text": doc.text}
+    prediction = {"model_version": model_version, "score": min(scores, default=1.0),
+                  "result": result}  # fmt: skip
+    return {"data": data, "predictions": [prediction]}
+
+
+def doc_to_doccano(
+    doc: Doc, meta: Optional[Dict[str, Any]] = None, *, model_version: str = "spacy-ie"
+) -> Dict[str, Any]:
+    """A doccano example (sequence labeling with relations) with the Doc's predictions::
+
+        {"text": str,
+         "entities": [{"id": int, "label": str, "start_offset": int, "end_offset": int}, ...],
+         "relations": [{"id": int, "from_id": head id, "to_id": tail id, "type": label}, ...],
+         "spacy_ie": {"model_version": str, "relation_scores": [float, ...]},
+         **meta}
+
+    Entities are ``doc.ents`` plus relation arguments outside them, with character offsets.
+    doccano has no field for scores: they go, one per relation in order, under ``"spacy_ie"``,
+    which doccano keeps as the example's metadata (its import keeps unknown top-level fields).
+    `doc_to_line` writes it as ASCII-only JSON, which doccano's encoding detection cannot misread.
+    Source: https://doccano.github.io/doccano/tutorial/#import-dataset ("Sequence Labeling"
+    with relations).
+    """
+    entity_ids: Dict[Tuple[int, int, str], int] = {}
+    entities = []
+    for span in _predicted_spans(doc):
+        key = (span.start_char, span.end_char, span.label_)
+        entity_ids[key] = len(entity_ids)
+        entities.append(
+            {"id": entity_ids[key], "label": span.label_, "start_offset": span.start_char,
+             "end_offset": span.end_char}
+        )  # fmt: skip
+    relations = []
+    for i, rel in enumerate(doc._.relations):
+        relations.append(
+            {
+                "id": i,
+                "from_id": entity_ids[(rel.head.start_char, rel.head.end_char, rel.head.label_)],
+                "to_id": entity_ids[(rel.tail.start_char, rel.tail.end_char, rel.tail.label_)],
+                "type": rel.label,
+            }
+        )
+    return {
+        **(meta or {}),
+        "text": doc.text,
+        "entities": entities,
+        "relations": relations,
+        "spacy_ie": {
+            "model_version": model_version,
+            "relation_scores": [round(float(rel.score), 4) for rel in doc._.relations],
+        },
+    }
+
+
+def doc_to_line(
+    doc: Doc,
+    meta: Optional[Dict[str, Any]] = None,
+    output_format: str = "jsonl",
+    model_version: str = "spacy-ie",
+) -> str:
+    """One output line (with its "\\n") for `doc` in `output_format`: "jsonl" (`doc_to_record`),
+    "label-studio" (`doc_to_label_studio`) or "doccano" (`doc_to_doccano`).
+    RAISES (ValueError): for another format."""
+    if output_format == "jsonl":
+        record = doc_to_record(doc, meta)
+    elif output_format == "label-studio":
+        record = doc_to_label_studio(doc, meta, model_version=model_version)
+    elif output_format == "doccano":
+        record = doc_to_doccano(doc, meta, model_version=model_version)
+    else:
+        raise ValueError(f"unknown output format {output_format!r}; expected one of "
+                         f"{', '.join(OUTPUT_FORMATS)}")  # fmt: skip
+    # doccano's import guesses the file's encoding (chardet) unless told; ASCII-only JSON (non-ASCII
+    # characters as \u escapes) reads the same whatever it guesses.
+    ascii_only = output_format == "doccano"
+    return json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":")) + "\n"
+
+
+def model_version_of(nlp: Language) -> str:
+    """``"{lang}_{name}-{version}"`` from the pipeline's meta, as spaCy names packages."""
+    meta = nlp.meta
+    return f"{meta.get('lang', nlp.lang)}_{meta.get('name', 'pipeline')}-{meta.get('version', '0')}"
+
+
+def label_studio_config(
+    entity_labels: Iterable[str],
+    relation_labels: Iterable[str],
+    *,
+    from_name: str = "label",
+    to_name: str = "text",
+) -> str:
+    """A Label Studio labeling config (XML) for entities and relations on a text, matching the
+    tasks of `doc_to_label_studio`: ``<Relations>`` with one ``<Relation>`` per relation
+    label, ``<Labels>`` with one ``<Label>`` per entity label, and the ``<Text>``.
+    Source: https://labelstud.io/templates/relation_extraction."""
+    relations = "".join(f'    <Relation value={quoteattr(label)}/>\n' for label in relation_labels)
+    labels = "".join(f'    <Label value={quoteattr(label)}/>\n' for label in entity_labels)
+    return (
+        "<View>\n"
+        f"  <Relations>\n{relations}  </Relations>\n"
+        f"  <Labels name={quoteattr(from_name)} toName={quoteattr(to_name)}>\n{labels}"
+        "  </Labels>\n"
+        f'  <Text name={quoteattr(to_name)} value="$text"/>\n'
+        "</View>\n"
+    )
+
+
+def pipeline_labels(nlp: Language) -> Tuple[List[str], List[str]]:
+    """The entity labels (of ``ner``/``spancat`` components) and the relation labels (of
+    ``relation_extractor`` components) of a pipeline, sorted."""
+    entity_labels, relation_labels = set(), set()
+    for name in nlp.pipe_names:
+        factory = nlp.get_pipe_meta(name).factory
+        labels = getattr(nlp.get_pipe(name), "labels", ())
+        if factory == "relation_extractor":
+            relation_labels.update(labels)
+        elif factory in ("ner", "spancat", "spancat_singlelabel", "beam_ner"):
+            entity_labels.update(labels)
+    return sorted(entity_labels), sorted(relation_labels)
 
 
 # --- displaCy -----------------------------------------------------------------------------------
@@ -673,9 +873,13 @@ def extract(
     batch_size: int = 64,
     html_limit: int = 0,
     progress: Optional[Callable[[int], Any]] = None,
+    output_format: str = "jsonl",
+    model_version: str = "spacy-ie",
 ) -> ExtractionSummary:
     """Process `documents` with ``nlp.pipe`` and `write` one JSON line (with its "\\n") per
-    document as it comes, in input order: N documents in, N lines out. Memory stays constant in
+    document as it comes, in input order: N documents in, N lines out (for "label-studio", the
+    lines are the items of one JSON array: "[" first, "]" last, a "," before all but the first
+    item). Memory stays constant in
     the number of documents, except for the displaCy parses (and attention highlights) of the
     first `html_limit` documents, kept in the summary for `render_html`.
 
@@ -685,14 +889,19 @@ def extract(
     html_limit (int): how many documents to draw (0: none).
     progress (Optional[Callable[[int], Any]]): called with the number of documents done, e.g.
         ``tqdm.update``.
+    output_format (str): one of `OUTPUT_FORMATS` (see `doc_to_line`).
+    model_version (str): the model version written into Label Studio and doccano records.
     RETURNS (ExtractionSummary): the counts, the time, the displaCy parses and highlights.
     """
     summary = ExtractionSummary()
     start = time.perf_counter()
     docs = nlp.pipe(documents, as_tuples=True, n_process=n_process, batch_size=batch_size)
+    as_array = output_format == "label-studio"  # Label Studio imports a JSON array, not JSONL
+    if as_array:
+        write("[\n")
     for doc, meta in docs:
-        record = doc_to_record(doc, meta)
-        write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = doc_to_line(doc, meta, output_format, model_version)
+        write("," + line if as_array and summary.n_docs else line)
         if summary.n_docs < html_limit:
             parse, skipped = doc_to_displacy(doc, title=f"#{summary.n_docs + 1}")
             summary.html_parses.append(parse)
@@ -700,10 +909,12 @@ def extract(
             summary.n_skipped_arcs += skipped
         summary.n_docs += 1
         summary.n_words += sum(1 for token in doc if not token.is_space)
-        summary.n_entities += len(record["entities"])
-        summary.n_relations += len(record["relations"])
+        summary.n_entities += len(doc.ents)
+        summary.n_relations += len(doc._.relations)
         if progress is not None:
             progress(1)
+    if as_array:
+        write("]\n")
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -769,6 +980,25 @@ def extract_cli(
         ),
     ] = 200,
     gpu_id: Annotated[int, typer.Option("--gpu-id", help="GPU to use; -1: CPU.")] = -1,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output records: jsonl (our records), label-studio (a JSON array of Label "
+            "Studio tasks with the predictions as pre-annotations, one task per line), doccano "
+            "(doccano JSONL for sequence labeling with relations).",
+        ),
+    ] = "jsonl",
+    label_config_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--label-config",
+            help="Also write a Label Studio labeling config (XML) with the pipeline's entity "
+            "and relation labels, for the project that imports the tasks.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Extract entities, relations and document labels from raw text.
 
@@ -776,11 +1006,17 @@ def extract_cli(
     N documents in, N lines out (an empty line of a .txt file is an empty
     document). A record is {"text", "entities", "relations", "cats"} (plus
     "meta", the other fields of a .jsonl object), with character offsets.
+    --format label-studio or doccano writes the predictions as pre-annotations
+    for those annotation tools instead (convert their exports back with
+    `convert --format label-studio|doccano`).
     The output file appears only once everything succeeded. Messages and the
     progress bar go to stderr.
     """
+    if output_format not in OUTPUT_FORMATS:
+        _fail(f"Unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     to_stdout = output_path is None or str(output_path) == "-"
-    for path, option in ((None if to_stdout else output_path, "--output"), (html_path, "--html")):
+    for path, option in ((None if to_stdout else output_path, "--output"), (html_path, "--html"),
+                         (label_config_path, "--label-config")):  # fmt: skip
         if path is not None and path.is_dir():
             _fail(f"{option} {path} is a directory; give a file name")
     try:
@@ -822,12 +1058,17 @@ def extract_cli(
                 batch_size=batch_size,
                 html_limit=html_limit if html_path is not None else 0,
                 progress=bar.update,
+                output_format=output_format,
+                model_version=model_version_of(nlp),
             )
             if html_path is not None:
                 html_file = stack.enter_context(_atomic_open(html_path))
                 html_file.write(
                     render_html(summary.html_parses, below=summary.html_attention)
                 )
+            if label_config_path is not None:
+                config_file = stack.enter_context(_atomic_open(label_config_path))
+                config_file.write(label_studio_config(*pipeline_labels(nlp)))
             # Leaving the stack renames the HTML page, then the output, into place.
     except InputError as err:
         _fail("Cannot read the input; nothing was written", str(err))

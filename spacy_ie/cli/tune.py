@@ -3,6 +3,7 @@ from pathlib import Path
 from typing import Annotated, Any, Dict, Optional, Union
 
 import typer
+from spacy.language import Language
 from wasabi import msg
 
 from .evaluate import (
@@ -26,6 +27,8 @@ def tune_thresholds(
     given view (default: end to end when the pipeline has its own entity component, else gold
     entities). Pick them on dev data and report test scores with the saved pipeline: scores
     with thresholds tuned on the evaluated data itself are optimistic.
+    The thresholds go into the component and into the pipeline's config (`set_thresholds`), so
+    the saved ``config.cfg`` holds them and ``spacy train`` from it starts with them.
     RETURNS (Dict[str, Any]): ``{"view", "thresholds", "dev_micro_f_before", "dev_micro_f_after"}``.
     RAISES (EvaluationError): as `evaluate`, or for a view the pipeline does not have.
     """
@@ -38,7 +41,7 @@ def tune_thresholds(
         raise EvaluationError(f"No {view!r} view for this pipeline: {list(results['views'])}")
     tuning = results["views"][view]["tuning"]
     thresholds = {label: float(t) for label, t in tuning["tuned_thresholds"].items()}
-    rel.cfg["thresholds"] = thresholds
+    set_thresholds(nlp, name, thresholds)
     nlp.to_disk(output_dir)
     return {
         "view": view,
@@ -48,6 +51,15 @@ def tune_thresholds(
     }
 
 
+
+
+def set_thresholds(nlp: Language, name: str, thresholds: Dict[str, float]) -> None:
+    """Set the per-label thresholds of the relation extractor `name`: in the component (its
+    ``cfg``, which `decide` reads) and in its block of ``nlp.config`` (the factory setting
+    ``thresholds``), so that the two agree and ``nlp.to_disk`` saves them in config.cfg."""
+    nlp.get_pipe(name).cfg["thresholds"] = dict(thresholds)
+    # `get_pipe_config` returns the config block that `nlp.config` and `to_disk` are built from.
+    nlp.get_pipe_config(name)["thresholds"] = dict(thresholds)
 
 
 @app.command("tune-thresholds")

@@ -1,7 +1,7 @@
 """`spacy_ie.RelationModel.v1`: scores every candidate (head, tail) pair of a batch of Docs.
 
-Data flow, vectorized over all candidates of a batch (Python loops only index the
-candidates, once per batch):
+Data flow, vectorized over all candidates of a batch (the candidates arrive as integer arrays,
+`spacy_ie.candidates.Candidates`, so no Python loop runs per pair):
 
     docs ─ tok2vec (listener) ─ X (n_tokens, nI)
       ├ spans:    attention pooling over each entity's tokens            -> S (n_spans, nI)
@@ -20,15 +20,15 @@ representations are attention-weighted, the context attention is conditioned on 
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Embed, HashEmbed, Linear, Maxout, Model, chain
 from thinc.types import Floats1d, Floats2d, Ragged
 
+from ..candidates import Candidates
 from .attention_pooling import build_attention_pooling
 from .context_attention import PairContexts, build_pair_context_attention
 
-Candidates = List[List[Tuple[Span, Span]]]  # per Doc, the ordered (head, tail) pairs to score
 InT = Tuple[List[Doc], Candidates]
 
 # Signed token-gap buckets (as in coreference/SpERT-style distance features):
@@ -236,42 +236,32 @@ class CandidateIndex(NamedTuple):
 
 
 def _index_candidates(docs: Sequence[Doc], candidates: Candidates, window: int) -> CandidateIndex:
-    span_rows: dict = {}
-    spans: List[Tuple[int, int]] = []
-    labels: List[int] = []
-    heads: List[int] = []
-    tails: List[int] = []
-    bounds: List[Tuple[int, int]] = []  # Doc-local context start, end
-    offsets: List[int] = []  # the Doc's first global token row, per pair
-    offset = 0
-    for doc, pairs in zip(docs, candidates):
-        has_sents = doc.has_annotation("SENT_START")
-        for head, tail in pairs:
-            rows = []
-            for span in (head, tail):
-                key = (offset + span.start, offset + span.end, span.label)
-                if key not in span_rows:
-                    span_rows[key] = len(spans)
-                    spans.append(key[:2])
-                    labels.append(span.label)
-                rows.append(span_rows[key])
-            heads.append(rows[0])
-            tails.append(rows[1])
-            lo, hi = min(head.start, tail.start), max(head.end, tail.end)
-            if has_sents:
-                first, last = head.sent, tail.sent
-                lo_limit, hi_limit = min(first.start, last.start), max(first.end, last.end)
-            else:
-                lo_limit, hi_limit = 0, len(doc)
-            bounds.append((max(lo_limit, lo - window), min(hi_limit, hi + window)))
-            offsets.append(offset)
-        offset += len(doc)
-    n_pairs = len(heads)
-    spans_a = numpy.asarray(spans, dtype="int32").reshape(-1, 2)
-    heads_a = numpy.asarray(heads, dtype="int32")
-    tails_a = numpy.asarray(tails, dtype="int32")
-    contexts = numpy.asarray(bounds, dtype="int32").reshape(-1, 2)
-    pair_offsets = numpy.asarray(offsets, dtype="int32")
+    """Index arrays for the candidates of a batch, vectorized: only the spans that take part in
+    a pair are kept, each once."""
+    doc_lengths = numpy.asarray([len(doc) for doc in docs], dtype="int64")
+    token_offsets = numpy.cumsum(doc_lengths) - doc_lengths
+    doc_of_span = numpy.repeat(numpy.arange(len(docs)), candidates.span_lengths)
+    global_spans = candidates.spans.astype("int64") + token_offsets[doc_of_span][:, None]
+    pairs = candidates.global_pairs  # (n_pairs, 2) rows into the batch's spans
+    # The spans in order of first use (head, then tail, pair after pair): the order in which
+    # their gradients are summed, kept as it was so that training reproduces to the bit.
+    distinct, first, inverse = numpy.unique(pairs.reshape(-1), return_index=True, return_inverse=True)
+    order = numpy.argsort(first, kind="stable")
+    rank = numpy.empty_like(order)
+    rank[order] = numpy.arange(len(order))
+    used = distinct[order]
+    rows = rank[inverse.reshape(-1)].reshape(-1, 2)
+    heads_a = rows[:, 0].astype("int32")
+    tails_a = rows[:, 1].astype("int32")
+    spans_a = global_spans[used].astype("int32").reshape(-1, 2)
+    n_pairs = len(heads_a)
+    # Doc-local context of each pair: the pair +- window tokens, within the pair's sentence(s).
+    local = candidates.spans[pairs]  # (n_pairs, 2 (head, tail), 2 (start, end))
+    sents = candidates.span_sents[pairs]
+    lo = numpy.maximum(sents[:, :, 0].min(axis=1), local[:, :, 0].min(axis=1) - window)
+    hi = numpy.minimum(sents[:, :, 1].max(axis=1), local[:, :, 1].max(axis=1) + window)
+    contexts = numpy.stack([lo, hi], axis=1).astype("int32").reshape(-1, 2)
+    pair_offsets = token_offsets[candidates.doc_of_pair]
     # Roles of the context tokens, vectorized over the whole batch.
     ctx_start = contexts[:, 0] + pair_offsets
     ctx_end = contexts[:, 1] + pair_offsets
@@ -291,7 +281,7 @@ def _index_candidates(docs: Sequence[Doc], candidates: Candidates, window: int) 
     ).astype("int32")
     return CandidateIndex(
         spans=spans_a,
-        span_labels=numpy.asarray(labels, dtype="uint64"),
+        span_labels=candidates.span_labels[used],
         heads=heads_a,
         tails=tails_a,
         contexts=contexts,

@@ -1,4 +1,6 @@
 """The `relation_extractor` pipeline component: predicts `doc._.relations` between entities."""
+import warnings
+from collections import Counter
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -12,10 +14,10 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..candidates import EntityPairCandidates
+from ..candidates import Candidates, EntityPairCandidates, span_list
 from ..ml import DEFAULT_TOK2VEC_CONFIG
-from ..ml.relation_model import Candidates, RelationScores
-from ..relations import Relation, register_extensions
+from ..ml.relation_model import RelationScores
+from ..relations import register_extensions
 
 register_extensions()
 
@@ -37,7 +39,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)
     default_config={
         "model": DEFAULT_MODEL,
         "candidates": {"@misc": "spacy_ie.EntityPairCandidates.v1"},
-        "span_source": "ents",
+        "spans_key": None,
         "threshold": 0.5,
         "thresholds": None,
         "exclusive_classes": False,
@@ -58,7 +60,7 @@ def make_relation_extractor(
     name: str,
     model: Model,
     candidates: EntityPairCandidates,
-    span_source: str,
+    spans_key: Optional[str],
     threshold: float,
     thresholds: Optional[Dict[str, float]],
     exclusive_classes: bool,
@@ -66,14 +68,23 @@ def make_relation_extractor(
     symmetric_labels: List[str],
     store_attention: bool,
     scorer: Optional[Callable],
+    span_source: Optional[str] = None,
 ) -> "RelationExtractor":
-    """Create a `RelationExtractor` (see its docstring for the settings)."""
+    """Create a `RelationExtractor` (see its docstring for the settings). `span_source` is the
+    former name of `spans_key` ("ents" for doc.ents), still read with a DeprecationWarning."""
+    if span_source is not None:
+        warnings.warn(
+            f"[{name}] `span_source` is deprecated: use `spans_key` (null for doc.ents, else the "
+            "key of a span group, as spaCy's spancat names it)",
+            DeprecationWarning,
+        )
+        spans_key = None if span_source == "ents" else span_source
     return RelationExtractor(
         nlp.vocab,
         model,
         name,
         candidates=candidates,
-        span_source=span_source,
+        spans_key=spans_key,
         threshold=threshold,
         thresholds=thresholds,
         exclusive_classes=exclusive_classes,
@@ -85,23 +96,155 @@ def make_relation_extractor(
 
 
 class RelationPredictions(NamedTuple):
-    """What `RelationExtractor.predict` returns for a batch.
+    """What `RelationExtractor.predict` returns for a batch: everything `decide` and
+    `write_relations` need, as arrays (numpy, CPU), so a batch can be decided again at other
+    thresholds without the model.
 
-    candidates (Candidates): per Doc, the (head, tail) pairs that were scored.
-    probs (numpy array): (n_pairs, n_labels) probability of each label per pair (CPU).
-    scores (RelationScores): the model output (logits, contexts, attention).
+    candidates (Candidates): the (head, tail) pairs that were scored, as integer arrays.
+    probs (numpy float32 array): (n_pairs, n_labels) probability of each label per pair (for
+        exclusive classes, the softmax column of "no relation" is left out).
+    allowed (numpy bool array): (n_pairs, n_labels) whether the type constraints allow each label
+        for each pair.
+    contexts (numpy int32 array): (n_pairs, 2) Doc-local start and end token of each pair's
+        context.
+    attention (Optional[numpy float32 array]): (sum of context lengths,) the context attention
+        weights, pair after pair, when the component keeps them (`store_attention`); else None.
     """
 
     candidates: Candidates
     probs: numpy.ndarray
-    scores: RelationScores
+    allowed: numpy.ndarray
+    contexts: numpy.ndarray
+    attention: Optional[numpy.ndarray] = None
+
+
+class Decisions(NamedTuple):
+    """The relations `decide` keeps.
+
+    keep (numpy bool array): (n_pairs, n_labels) True where the pair gets the label.
+    scores (numpy float32 array): (n_pairs, n_labels) the score each relation is written with
+        (the probability; for a symmetric label, the mean of the pair's two directions).
+    """
+
+    keep: numpy.ndarray
+    scores: numpy.ndarray
+
+
+def decide(
+    predictions: RelationPredictions,
+    thresholds: numpy.ndarray,
+    *,
+    symmetric: Optional[numpy.ndarray] = None,
+    exclusive: bool = False,
+    one_relation_per_pair: bool = False,
+) -> Decisions:
+    """The decision rule: which scored candidate pairs become relations. The one place where it
+    is written; `RelationExtractor.set_annotations`, evaluation, the threshold sweep and
+    threshold tuning all call it. Pure: it changes nothing it is given.
+
+    In this order, vectorized over the batch:
+    1. symmetric labels: each direction of a pair gets the mean probability of both directions
+       (when both were scored), and only the direction whose head comes first (by token start,
+       then end) keeps it; the other gets 0;
+    2. a label is kept where the type constraints allow it and its score reaches its threshold;
+    3. exclusive classes: at most the likeliest allowed label of a pair is kept;
+    4. `one_relation_per_pair`: of a pair's two directions, only the one whose best kept score
+       is higher keeps its relations (ties: the direction scored first). SemEval-2010 Task 8
+       asks for one directed relation per entity pair.
+
+    predictions (RelationPredictions): a batch from `RelationExtractor.predict`.
+    thresholds (numpy array): (n_labels,) the threshold of each label, compared in float32.
+    symmetric (Optional[numpy bool array]): (n_labels,) which labels are symmetric.
+    RETURNS (Decisions): keep (n_pairs, n_labels) and the scores to write.
+    """
+    probs = predictions.probs
+    n_pairs, n_labels = probs.shape
+    rows = numpy.arange(n_pairs)
+    reverse = _reverse_rows(predictions.candidates) if n_pairs else rows
+    if symmetric is not None and symmetric.any() and n_pairs:
+        spans = predictions.candidates.spans[predictions.candidates.global_pairs]  # (n, 2, 2)
+        heads, tails = spans[:, 0], spans[:, 1]
+        later = (heads[:, 0] > tails[:, 0]) | ((heads[:, 0] == tails[:, 0]) & (heads[:, 1] > tails[:, 1]))
+        probs = probs.copy()
+        mean = (probs[:, symmetric] + probs[reverse][:, symmetric]) / 2
+        probs[:, symmetric] = numpy.where((later & (reverse != rows))[:, None], 0.0, mean)
+    thresholds = numpy.asarray(thresholds, dtype="float32").reshape(n_labels)
+    keep = predictions.allowed & (probs >= thresholds[None, :])
+    if exclusive and n_pairs:
+        best = numpy.zeros_like(keep)
+        best[rows, numpy.where(predictions.allowed, probs, -1.0).argmax(axis=1)] = True
+        keep &= best
+    if one_relation_per_pair and n_pairs:
+        top = numpy.where(keep, probs, -1.0).max(axis=1)
+        beaten = (top[reverse] > top) | ((top[reverse] == top) & (reverse < rows))
+        keep[beaten & (reverse != rows)] = False
+    return Decisions(keep, probs)
+
+
+def _reverse_rows(candidates: Candidates) -> numpy.ndarray:
+    """(n_pairs,) the row of each pair's reverse direction (tail, head), or the row itself when
+    that direction is not a candidate. Vectorized: a sorted search over pair keys."""
+    pairs = candidates.global_pairs
+    n_spans = max(int(candidates.span_lengths.sum()), 1)
+    keys = pairs[:, 0] * n_spans + pairs[:, 1]
+    order = numpy.argsort(keys)
+    wanted = pairs[:, 1] * n_spans + pairs[:, 0]
+    pos = numpy.minimum(numpy.searchsorted(keys[order], wanted), len(keys) - 1)
+    found = keys[order][pos] == wanted
+    return numpy.where(found, order[pos], numpy.arange(len(keys)))
+
+
+def write_relations(
+    docs: Sequence[Doc],
+    predictions: RelationPredictions,
+    decisions: Decisions,
+    labels: Sequence[str],
+) -> None:
+    """Set each Doc's ``doc._.relations`` to the kept relations of its pairs (replacing what it
+    had), in pair order, then label order; with the context and its attention weights when the
+    predictions hold attention. O(kept relations), plus O(n_docs).
+
+    docs (Sequence[Doc]): the batch's Docs, in the order given to `predict`.
+    RAISES (ValueError): if `docs` is not the predicted batch (a different number of Docs).
+    """
+    candidates = predictions.candidates
+    if len(docs) != len(candidates.pair_lengths):
+        raise ValueError(f"write_relations: {len(docs)} Docs for predictions of {len(candidates.pair_lengths)}")
+    records: List[List[Dict[str, Any]]] = [[] for _ in docs]
+    rows, cols = numpy.nonzero(decisions.keep)
+    if len(rows):
+        doc_of_pair = candidates.doc_of_pair
+        pairs = candidates.global_pairs
+        attention = offsets = None
+        if predictions.attention is not None:
+            lengths = predictions.contexts[:, 1] - predictions.contexts[:, 0]
+            offsets = numpy.cumsum(lengths) - lengths
+            attention = predictions.attention
+        for row, col in zip(rows.tolist(), cols.tolist()):
+            i = int(doc_of_pair[row])
+            strings = docs[i].vocab.strings
+            head, tail = pairs[row]
+            record: Dict[str, Any] = {
+                "head": [*candidates.span_chars[head].tolist(), strings[int(candidates.span_labels[head])]],
+                "tail": [*candidates.span_chars[tail].tolist(), strings[int(candidates.span_labels[tail])]],
+                "label": labels[col],
+                "score": float(decisions.scores[row, col]),
+            }
+            if attention is not None:
+                start, end = predictions.contexts[row].tolist()
+                context = docs[i][start:end]
+                record["context"] = [context.start_char, context.end_char]
+                record["attention"] = attention[offsets[row] : offsets[row] + end - start].tolist()
+            records[i].append(record)
+    for doc, doc_records in zip(docs, records):
+        doc._.relations = doc_records
 
 
 class RelationExtractor(TrainablePipe):
     """Predict directed, labelled relations between entity pairs; writes `doc._.relations`.
 
     For every candidate pair (see `spacy_ie.EntityPairCandidates.v1`) among the spans of
-    `span_source` (``"ents"`` for ``doc.ents``, else the key of a span group), the model gives
+    ``doc.ents`` (`spans_key` null) or the span group ``doc.spans[spans_key]``, the model gives
     one score per label:
     - ``exclusive_classes = false``: independent sigmoids, binary cross-entropy loss, every label
       whose probability reaches its threshold is predicted (like spaCy's textcat_multilabel);
@@ -126,7 +269,7 @@ class RelationExtractor(TrainablePipe):
         name: str = "relation_extractor",
         *,
         candidates: Optional[EntityPairCandidates] = None,
-        span_source: str = "ents",
+        spans_key: Optional[str] = None,
         threshold: float = 0.5,
         thresholds: Optional[Dict[str, float]] = None,
         exclusive_classes: bool = False,
@@ -145,7 +288,7 @@ class RelationExtractor(TrainablePipe):
         self.scorer = scorer
         self.cfg: Dict[str, Any] = {
             "labels": [],
-            "span_source": span_source,
+            "spans_key": spans_key,
             "threshold": threshold,
             "thresholds": dict(thresholds or {}),
             "exclusive_classes": exclusive_classes,
@@ -180,101 +323,57 @@ class RelationExtractor(TrainablePipe):
         return 1
 
     def get_spans(self, doc: Doc) -> List[Span]:
-        """The spans of `doc` that relations may connect, sorted by position."""
-        source = self.cfg["span_source"]
-        spans = doc.ents if source == "ents" else doc.spans.get(source, [])
-        return sorted(spans, key=lambda s: (s.start, s.end))
+        """The spans of `doc` that relations may connect (``doc.ents``, or the span group
+        `spans_key`), as `span_list` orders them: sorted, distinct, none empty."""
+        key = self.cfg["spans_key"]
+        return span_list(doc.ents if key is None else doc.spans.get(key, []))
 
     # --- prediction ---------------------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> RelationPredictions:
         """Score every candidate pair of `docs`. RETURNS (RelationPredictions)."""
         docs = list(docs)
-        candidates = [self.candidates(doc, self.get_spans(doc)) for doc in docs]
+        candidates = Candidates.from_spans(docs, [self.get_spans(doc) for doc in docs], self.candidates)
         scores = self.model.predict((docs, candidates))
-        return RelationPredictions(candidates, self._probabilities(scores.logits), scores)
+        ops = self.model.ops
+        logits = scores.logits
+        if self.cfg["exclusive_classes"]:
+            probs = ops.softmax(logits) if len(logits) else logits
+        else:
+            probs = ops.sigmoid(logits)
+        return RelationPredictions(
+            candidates=candidates,
+            probs=ops.to_numpy(probs)[:, : len(self.labels)],
+            allowed=self.candidates.allowed_mask(candidates, self.labels, self.vocab.strings),
+            contexts=scores.contexts,
+            attention=ops.to_numpy(scores.attention) if self.cfg["store_attention"] else None,
+        )
+
+    def decide(
+        self, predictions: RelationPredictions, thresholds: Optional[Dict[str, float]] = None
+    ) -> Decisions:
+        """`decide` with this component's settings; `thresholds` (label -> threshold, every label)
+        replaces the configured ones for this call only. Changes nothing."""
+        if thresholds is None:
+            thresholds = self.label_thresholds()
+        symmetric = set(self.cfg["symmetric_labels"])
+        return decide(
+            predictions,
+            numpy.asarray([thresholds[label] for label in self.labels], dtype="float32"),
+            symmetric=numpy.asarray([label in symmetric for label in self.labels], dtype=bool),
+            exclusive=self.cfg["exclusive_classes"],
+            one_relation_per_pair=self.cfg["one_relation_per_pair"],
+        )
+
+    def label_thresholds(self) -> Dict[str, float]:
+        """The configured threshold of each label: its entry in `thresholds`, else `threshold`."""
+        per_label, default = self.cfg["thresholds"], self.cfg["threshold"]
+        return {label: float(per_label.get(label, default)) for label in self.labels}
 
     def set_annotations(self, docs: Iterable[Doc], predictions: RelationPredictions) -> None:
-        """Write `doc._.relations` from `predictions`, replacing what the Docs had."""
-        labels = self.labels
-        docs = list(docs)
-        pairs = [(i, h, t) for i, doc_pairs in enumerate(predictions.candidates) for h, t in doc_pairs]
-        # (doc, tail, head) row of each pair: needed for symmetric labels and one_relation_per_pair
-        needs_reverse = self.cfg["symmetric_labels"] or self.cfg["one_relation_per_pair"]
-        reverse = _reverse_rows(pairs) if needs_reverse else None
-        probs = self._symmetrize(pairs, reverse, predictions.probs[:, : len(labels)])
-        allowed = self._allowed_mask(pairs)
-        thresholds = numpy.asarray(
-            [self.cfg["thresholds"].get(label, self.cfg["threshold"]) for label in labels],
-            dtype="float32",
-        )
-        keep = allowed & (probs >= thresholds[None, :])
-        if self.cfg["exclusive_classes"] and len(pairs):
-            best = numpy.zeros_like(keep)
-            best[numpy.arange(len(pairs)), numpy.where(allowed, probs, -1.0).argmax(axis=1)] = True
-            keep &= best
-        if self.cfg["one_relation_per_pair"] and len(pairs):
-            # Of a pair's two directions, keep only the one whose kept relation is likeliest
-            # (ties: the direction scored first).
-            top = numpy.where(keep, probs, -1.0).max(axis=1)
-            rows = numpy.arange(len(pairs))
-            beaten = (top[reverse] > top) | ((top[reverse] == top) & (reverse < rows))
-            keep[beaten & (reverse != rows)] = False
-        relations: List[List[Relation]] = [[] for _ in docs]
-        contexts = predictions.scores.contexts
-        attention = offsets = None
-        if self.cfg["store_attention"] and len(pairs):
-            attention = self.model.ops.to_numpy(predictions.scores.attention)
-            lengths = contexts[:, 1] - contexts[:, 0]
-            offsets = numpy.cumsum(lengths) - lengths
-        for row, col in zip(*numpy.nonzero(keep)):
-            i, head, tail = pairs[row]
-            context = weights = None
-            if attention is not None:
-                start, end = contexts[row]
-                context = docs[i][start:end]
-                weights = tuple(attention[offsets[row] : offsets[row] + end - start].tolist())
-            relations[i].append(
-                Relation(head, tail, labels[col], float(probs[row, col]), context, weights)
-            )
-        for doc, doc_relations in zip(docs, relations):
-            doc._.relations = doc_relations
-
-    def _probabilities(self, logits: Floats2d) -> numpy.ndarray:
-        ops = self.model.ops
-        if self.cfg["exclusive_classes"]:
-            return ops.to_numpy(ops.softmax(logits)) if len(logits) else ops.to_numpy(logits)
-        return ops.to_numpy(ops.sigmoid(logits))
-
-    def _symmetrize(
-        self,
-        pairs: List[Tuple[int, Span, Span]],
-        reverse: Optional[numpy.ndarray],
-        probs: numpy.ndarray,
-    ) -> numpy.ndarray:
-        """Mean of both directions for symmetric labels, kept on the earlier-head direction only
-        (the other direction, when it was scored too, is zeroed)."""
-        columns = [c for c, label in enumerate(self.labels) if label in self.cfg["symmetric_labels"]]
-        if not columns or not pairs:
-            return probs
-        later = numpy.asarray([(h.start, h.end) > (t.start, t.end) for _, h, t in pairs])
-        probs = probs.copy()
-        mean = (probs[:, columns] + probs[reverse][:, columns]) / 2
-        probs[:, columns] = numpy.where((later & (reverse != numpy.arange(len(pairs))))[:, None], 0.0, mean)
-        return probs
-
-    def _allowed_mask(self, pairs: List[Tuple[int, Span, Span]]) -> numpy.ndarray:
-        """(n_pairs, n_labels) True where the type constraints allow the label for the pair."""
-        if not self.candidates.type_constraints:
-            return numpy.ones((len(pairs), len(self.labels)), dtype=bool)
-        cache: Dict[Tuple[str, str], List[bool]] = {}
-        rows = []
-        for _, head, tail in pairs:
-            key = (head.label_, tail.label_)
-            if key not in cache:
-                cache[key] = self.candidates.allowed_labels(*key, self.labels)
-            rows.append(cache[key])
-        return numpy.asarray(rows, dtype=bool).reshape(len(pairs), len(self.labels))
+        """Write `doc._.relations` from `predictions` at the configured thresholds, replacing
+        what the Docs had (`decide`, then `write_relations`)."""
+        write_relations(list(docs), predictions, self.decide(predictions), self.labels)
 
     # --- training -----------------------------------------------------------------------
 
@@ -297,23 +396,38 @@ class RelationExtractor(TrainablePipe):
         validate_examples(examples, "RelationExtractor.update")
         examples = list(examples)
         docs = [eg.predicted for eg in examples]
-        candidates, truths = self._examples_to_truth(examples)
+        candidates = self.gold_candidates(examples)
         set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update((docs, candidates))
-        loss, d_logits = self._loss(scores.logits, truths)
+        loss, d_logits = self.get_loss(examples, (candidates, scores))
         backprop(d_logits)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: RelationScores) -> Tuple[float, Floats2d]:
-        """Loss and gradient of the logits for `scores`, computed on the examples' gold
-        candidates (as `update` does). RETURNS (Tuple[float, Floats2d])."""
-        _, truths = self._examples_to_truth(list(examples))
-        return self._loss(scores.logits, truths)
+    def gold_candidates(self, examples: Sequence[Example]) -> Candidates:
+        """The candidates among each example's gold spans, aligned to its predicted Doc (so a
+        jointly trained NER does not feed the relation extractor its own early mistakes)."""
+        docs = [eg.predicted for eg in examples]
+        spans = [
+            span_list(s for s in align_spans(eg, self.get_spans(eg.reference)) if s is not None)
+            for eg in examples
+        ]
+        return Candidates.from_spans(docs, spans, self.candidates)
 
-    def _loss(self, logits: Floats2d, truths: numpy.ndarray) -> Tuple[float, Floats2d]:
+    def get_loss(
+        self, examples: Iterable[Example], scores: Tuple[Candidates, RelationScores]
+    ) -> Tuple[float, Floats2d]:
+        """Loss and gradient of the logits for `scores` = (candidates, model output), the
+        candidates usually from `gold_candidates`: binary cross-entropy over sigmoids, or
+        cross-entropy over a softmax with a no-relation class (`exclusive_classes`).
+
+        RETURNS (Tuple[float, Floats2d]): the mean loss and d_logits (n_pairs, nO).
+        """
+        candidates, model_scores = scores
+        logits = model_scores.logits
+        truths = self._truths(list(examples), candidates)
         ops = self.model.ops
         if len(truths) == 0:
             return 0.0, ops.alloc2f(*logits.shape)
@@ -330,42 +444,33 @@ class RelationExtractor(TrainablePipe):
         # d(cross-entropy)/d(logits) for both the sigmoid and the softmax case.
         return float(loss), probs - truths
 
-    def _examples_to_truth(self, examples: List[Example]) -> Tuple[Candidates, numpy.ndarray]:
-        """Candidates from each example's gold spans (aligned to its predicted Doc) and their
-        targets: (n_pairs, n_outputs), with a last no-relation column for exclusive classes."""
+    def _truths(self, examples: List[Example], candidates: Candidates) -> numpy.ndarray:
+        """Targets of the candidates: (n_pairs, n_outputs), with a last no-relation column for
+        exclusive classes. A gold relation is the target of the candidate whose head and tail
+        have its (aligned) head's and tail's boundaries; of a symmetric one, of both directions."""
         labels = {label: i for i, label in enumerate(self.labels)}
         symmetric = set(self.cfg["symmetric_labels"])
         exclusive = self.cfg["exclusive_classes"]
-        candidates: Candidates = []
-        rows: List[numpy.ndarray] = []
-        for eg in examples:
-            gold_spans = self.get_spans(eg.reference)
+        truth = numpy.zeros((len(candidates), len(labels) + exclusive), dtype="float32")
+        bounds = candidates.spans[candidates.global_pairs].reshape(-1, 4).tolist()
+        docs = candidates.doc_of_pair.tolist()
+        row_of = {(i, *b): r for r, (i, b) in enumerate(zip(docs, bounds))}  # per Doc, as before
+        for i, eg in enumerate(examples):
             gold = eg.reference._.relations
-            n_spans, n_gold = len(gold_spans), len(gold)
-            aligned = align_spans(
-                eg, gold_spans + [r.head for r in gold] + [r.tail for r in gold]
-            )
-            spans = [s for s in aligned[:n_spans] if s is not None]
-            pairs = self.candidates(eg.predicted, spans)
-            candidates.append(pairs)
-            truth = numpy.zeros((len(pairs), len(labels) + exclusive), dtype="float32")
-            row_of = {(h.start, h.end, t.start, t.end): r for r, (h, t) in enumerate(pairs)}
-            heads = aligned[n_spans : n_spans + n_gold]
-            tails = aligned[n_spans + n_gold :]
-            for rel, head, tail in zip(gold, heads, tails):
+            aligned = align_spans(eg, [r.head for r in gold] + [r.tail for r in gold])
+            for rel, head, tail in zip(gold, aligned[: len(gold)], aligned[len(gold) :]):
                 if rel.label not in labels or head is None or tail is None:
                     continue
                 keys = [(head.start, head.end, tail.start, tail.end)]
                 if rel.label in symmetric:
                     keys.append((tail.start, tail.end, head.start, head.end))
                 for key in keys:
-                    if key in row_of and not (exclusive and truth[row_of[key]].any()):
-                        truth[row_of[key], labels[rel.label]] = 1.0
-            if exclusive and len(pairs):
-                truth[:, -1] = truth[:, :-1].sum(axis=1) == 0
-            rows.append(truth)
-        truths = numpy.concatenate(rows) if rows else numpy.zeros((0, len(labels) + exclusive), dtype="float32")
-        return candidates, truths
+                    row = row_of.get((i, *key))
+                    if row is not None and not (exclusive and truth[row].any()):
+                        truth[row, labels[rel.label]] = 1.0
+        if exclusive and len(truth):
+            truth[:, -1] = truth[:, :-1].sum(axis=1) == 0
+        return truth
 
     def initialize(
         self,
@@ -396,10 +501,56 @@ class RelationExtractor(TrainablePipe):
         )
         self.cfg["type_constraints"] = self.candidates.to_dict()
         self.model.set_dim("nO", len(self.labels) + self.cfg["exclusive_classes"])
-        sample = list(islice(get_examples(), 10))
-        docs = [eg.reference for eg in sample]
-        candidates = [self.candidates(doc, self.get_spans(doc)) for doc in docs]
-        self.model.initialize(X=(docs, candidates))
+        docs = [eg.reference for eg in islice(get_examples(), 10)]
+        spans = [self.get_spans(doc) for doc in docs]
+        self.model.initialize(X=(docs, Candidates.from_spans(docs, spans, self.candidates)))
+        self._warn_unreachable(get_examples)
+
+    def _warn_unreachable(self, get_examples: Callable[[], Iterable[Example]]) -> None:
+        """Warn once, with counts, when gold relations can never be predicted: a head or tail
+        outside the span source, a (head label, tail label) the type constraints forbid, or a
+        head and tail that are no candidate pair (sentence, distance, cap)."""
+        counts: Counter = Counter()
+        total = 0
+        for eg in get_examples():
+            gold = eg.reference._.relations
+            if not gold:
+                continue
+            spans = self.get_spans(eg.reference)
+            index = {(s.start, s.end, s.label_): i for i, s in enumerate(spans)}
+            pairs = set(map(tuple, self.candidates(eg.reference, spans).tolist()))
+            for rel in gold:
+                total += 1
+                head = index.get((rel.head.start, rel.head.end, rel.head.label_))
+                tail = index.get((rel.tail.start, rel.tail.end, rel.tail.label_))
+                if head is None or tail is None:
+                    counts["span"] += 1
+                elif not self.candidates.admits(rel.label, rel.head.label_, rel.tail.label_):
+                    counts["type"] += 1
+                elif (head, tail) not in pairs:
+                    counts["pair"] += 1
+        key = self.cfg["spans_key"]
+        source = "doc.ents" if key is None else f"doc.spans[{key!r}]"
+        gen = self.candidates
+        reasons = {
+            "span": f"a head or tail is not among the spans of {source} (e.g. overlapping or "
+            "nested entities, which doc.ents cannot hold): set spans_key to a "
+            "span group that holds every entity (the converters write doc.spans[\"entities\"])",
+            "type": "their (head label, tail label) is outside the type constraints (of their "
+            "relation label, or of every label): widen `candidates.type_constraints` or learn "
+            "them (learn_types)",
+            "pair": "head and tail are no candidate pair (different sentences, more than "
+            f"max_distance = {gen.max_distance} tokens apart, or beyond max_candidates = "
+            f"{gen.max_candidates}): raise those settings of `candidates`",
+        }
+        found = [f"{counts[key]} because {text}" for key, text in reasons.items() if counts[key]]
+        if found:
+            warnings.warn(
+                f"[{self.name}] {sum(counts.values())} of {total} gold relations in the training "
+                f"data can never be predicted: {'; '.join(found)}.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         """Relation scores of `examples` (see `spacy_ie.scorer.score_relations`)."""
@@ -411,24 +562,41 @@ class RelationExtractor(TrainablePipe):
     # --- serialization: the learned type constraints travel in cfg ------------------------
 
     def from_disk(self, path, *, exclude=tuple()) -> "RelationExtractor":
+        """Load as every TrainablePipe does, then restore the type constraints and check that
+        the model's output width fits the labels. RAISES (ValueError): if it does not."""
         super().from_disk(path, exclude=exclude)
+        self._migrate_cfg()
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
+        self._check_output_width(f"{path}/cfg and {path}/model")
         return self
 
     def from_bytes(self, bytes_data, *, exclude=tuple()) -> "RelationExtractor":
+        """As `from_disk`. RAISES (ValueError): if the output width does not fit the labels."""
         super().from_bytes(bytes_data, exclude=exclude)
+        self._migrate_cfg()
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
+        self._check_output_width("the serialized component")
         return self
 
+    def _migrate_cfg(self) -> None:
+        """A cfg saved before `span_source` was renamed `spans_key` ("ents": doc.ents)."""
+        if "span_source" in self.cfg:
+            source = self.cfg.pop("span_source")
+            self.cfg["spans_key"] = None if source == "ents" else source
 
-def _reverse_rows(pairs: List[Tuple[int, Span, Span]]) -> numpy.ndarray:
-    """For each (doc index, head, tail) row, the row of (doc index, tail, head), or itself when
-    that direction was not scored: (n_pairs,)."""
-    row_of = {(i, h.start, h.end, t.start, t.end): r for r, (i, h, t) in enumerate(pairs)}
-    return numpy.asarray(
-        [row_of.get((i, t.start, t.end, h.start, h.end), r) for r, (i, h, t) in enumerate(pairs)],
-        dtype="int64",
-    ).reshape(len(pairs))
+    def _check_output_width(self, source: str) -> None:
+        """RAISES (ValueError): if the loaded model's output width is not the number of labels
+        (+1 for the no-relation class of exclusive classes): a damaged or mismatched cfg."""
+        if not self.model.has_dim("nO") or self.model.get_dim("nO") is None:
+            return
+        expected = len(self.labels) + bool(self.cfg["exclusive_classes"])
+        width = self.model.get_dim("nO")
+        if width != expected:
+            raise ValueError(
+                f"[{self.name}] The model predicts {width} outputs but the component has "
+                f"{len(self.labels)} labels{' and a no-relation class' if self.cfg['exclusive_classes'] else ''} "
+                f"({expected} outputs): {source} do not belong together (a missing or damaged cfg?)."
+            )
 
 
 def align_spans(eg: Example, spans: Sequence[Span]) -> List[Optional[Span]]:

@@ -1,4 +1,5 @@
-"""Corpus converters: relation extraction datasets -> spaCy Docs with gold relations.
+"""Corpus converters: relation extraction datasets and annotation tool exports -> spaCy Docs
+with gold relations.
 
 Each converter turns one input format into Docs whose entities are in
 ``doc.spans[span_key]`` (all of them) and ``doc.ents`` (the non-overlapping ones), and whose
@@ -18,6 +19,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .brat import brat_to_docs
+from .doccano import doccano_to_docs
+from .label_studio import label_studio_to_docs
 from .prodigy import prodigy_to_docs
 from .semeval import semeval_to_docs
 from .spert import spert_to_docs
@@ -37,6 +40,8 @@ CONVERTERS: Dict[str, Converter] = {
     "prodigy": prodigy_to_docs,
     "semeval": semeval_to_docs,
     "brat": brat_to_docs,
+    "label-studio": label_studio_to_docs,
+    "doccano": doccano_to_docs,
 }
 
 __all__ = [
@@ -50,6 +55,8 @@ __all__ = [
     "prodigy_to_docs",
     "semeval_to_docs",
     "brat_to_docs",
+    "label_studio_to_docs",
+    "doccano_to_docs",
 ]
 
 
@@ -64,7 +71,8 @@ def convert_file(
     """Convert a corpus file (or, for brat, a directory) to Docs with entities and relations.
 
     input_path: the file to read (brat: a directory of .txt/.ann pairs, or one .ann file).
-    fmt: one of ``CONVERTERS``: "spert", "prodigy", "semeval", "brat".
+    fmt: one of ``CONVERTERS``: "spert", "prodigy", "semeval", "brat", "label-studio"
+        (Label Studio's JSON export), "doccano" (doccano's JSONL export).
     lang: the language whose blank tokenizer and vocab build the Docs.
     span_key: the ``doc.spans`` key that holds all the entities.
     types_path: "spert" only: the dataset's ``*_types.json`` (default: the one beside the

@@ -99,7 +99,7 @@ class ConversionSummary:
         return (
             f"entities overlapping another entity, not in doc.ents (all entities are kept in "
             f"doc.spans[{self.span_key!r}]; a relation_extractor reads them with "
-            f"span_source = {self.span_key!r})"
+            f"spans_key = {self.span_key!r})"
         )
 
 
