@@ -434,12 +434,12 @@ def doc_to_displacy(
 
     RETURNS (Tuple[Dict[str, Any], int]): the parse ``{"words": [{"text", "tag"}], "arcs":
         [{"start", "end", "label", "dir"}], "title"?, "settings", "rows": [{"start", "end",
-        "distance"}] (word indices, end exclusive; px per word), "spans": {"tokens", "spans": [{"start_token", "end_token",
-        "label"}]} (displaCy's manual ``span`` input: the entities, nested ones included: doc.ents,
-        the span groups and the relation arguments), "relations": [{"head", "head_label",
-        "label", "tail", "tail_label", "score"}]}`` (all text HTML-escaped) and the number of
-        relations not drawn as arcs. Source: displaCy's manual input formats,
-        https://spacy.io/usage/visualizers#manual-usage.
+        "distance"}] (word indices, end exclusive; px per word), "spans": {"tokens", "spans":
+        [{"start_token", "end_token", "label"}]} (displaCy's manual ``span`` input: the
+        entities, nested ones included: doc.ents, the span groups and the relation arguments),
+        "relations": [{"head", "head_label", "label", "tail", "tail_label", "score"}]}`` (all
+        text HTML-escaped) and the number of relations not drawn as arcs. Source: displaCy's
+        manual input formats, https://spacy.io/usage/visualizers#manual-usage.
     """
     relations = doc._.relations
     merged = filter_spans(list(doc.ents) + [s for r in relations for s in (r.head, r.tail)])
@@ -630,12 +630,15 @@ def label_colors(labels: Iterable[str]) -> Dict[str, str]:
 
 
 def _darken(color: str, factor: float = 0.55) -> str:
-    """A "#rrggbb" colour with each channel scaled by `factor`: label text on white stays legible."""
+    """A "#rrggbb" colour with each channel scaled by `factor` (label text on white stays
+    legible)."""
     rgb = [int(color[k : k + 2], 16) for k in (1, 3, 5)]
     return "#" + "".join(f"{int(c * factor):02x}" for c in rgb)
 
 
-_TAG_RE = re.compile(r'(<tspan class="displacy-tag" dy="2em" )fill="currentColor"( x="[^"]*">)([^<]*)(</tspan>)')
+_TAG_RE = re.compile(
+    r'(<tspan class="displacy-tag" dy="2em" )fill="currentColor"( x="[^"]*">)([^<]*)(</tspan>)'
+)
 
 
 def _color_tags(svg: str, colors: Dict[str, str]) -> str:
@@ -675,7 +678,9 @@ def _span_chunks(tokens: List[str], spans: List[Dict[str, Any]]) -> Iterator[Dic
             start, first = t, k
 
 
-_SVG_SIZE_RE = re.compile(r'(<svg [^>]*?)width="([0-9.]+)" height="([0-9.]+)"([^>]*?)height: [0-9.]+px')
+_SVG_SIZE_RE = re.compile(
+    r'(<svg [^>]*?)width="([0-9.]+)" height="([0-9.]+)"([^>]*?)height: [0-9.]+px'
+)
 
 
 def _fit_width(svg: str, max_width: int) -> str:
@@ -696,8 +701,10 @@ def _fit_width(svg: str, max_width: int) -> str:
 
 def _badge(text: str, label: str, colors: Dict[str, str]) -> str:
     color = colors.get(label, DEFAULT_ENTITY_COLOR)
-    return (f'<mark class="entity" style="background: {color}; padding: 0.1em 0.4em; '
-            f'border-radius: 0.3em">{text} <b style="font-size: 0.75em">{label}</b></mark>')  # fmt: skip
+    return (
+        f'<mark class="entity" style="background: {color}; padding: 0.1em 0.4em; '
+        f'border-radius: 0.3em">{text} <b style="font-size: 0.75em">{label}</b></mark>'
+    )
 
 
 def relations_table(parse: Dict[str, Any], colors: Optional[Dict[str, str]] = None) -> str:
@@ -723,7 +730,9 @@ def relations_table(parse: Dict[str, Any], colors: Optional[Dict[str, str]] = No
 
 
 PAGE_STYLE = """<style>
-table.relations th, table.relations td { padding: 0.3rem 0.8rem; border-bottom: 1px solid #ddd; text-align: left; }
+table.relations th, table.relations td {
+  padding: 0.3rem 0.8rem; border-bottom: 1px solid #ddd; text-align: left;
+}
 table.relations th { font-size: 0.85em; text-transform: uppercase; color: #555; }
 .arcs svg { display: block; }
 </style>"""
@@ -773,8 +782,8 @@ def render_html(
     ``span`` style, which wraps with the page); the relation arcs (displaCy's ``dep`` style,
     compact, one SVG per row of at most ``HTML_MAX_WIDTH`` px (see `_rows`), word tags coloured
     by label); the table of relations (head, label, tail, score); then the HTML of `below` at
-    the same index (e.g. from `doc_to_attention_html`; "" for nothing). displaCy's own page and figure
-    templates; one colour per entity label across the page (`label_colors`).
+    the same index (e.g. from `doc_to_attention_html`; "" for nothing). displaCy's own page and
+    figure templates; one colour per entity label across the page (`label_colors`).
 
     options (Optional[Dict[str, Any]]): extra displaCy ``dep`` options (they override the
         compact layout's ``compact``, ``distance`` and ``offset_x``).
@@ -785,7 +794,12 @@ def render_html(
         raise ValueError(f"render_html: {len(parses)} parses but {len(below)} 'below' entries")
     labels = [w["tag"] for p in parses for w in p["words"] if w["tag"]]
     labels += [s["label"] for p in parses for s in p.get("spans", {}).get("spans", [])]
-    labels += [r[k] for p in parses for r in p.get("relations", []) for k in ("head_label", "tail_label")]
+    labels += [
+        rel[key]
+        for p in parses
+        for rel in p.get("relations", [])
+        for key in ("head_label", "tail_label")
+    ]
     colors = label_colors(labels)
     figures = []
     for parse, extra in zip(parses, below):

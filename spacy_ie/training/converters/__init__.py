@@ -94,7 +94,12 @@ def convert_file(
     summary = ConversionSummary(fmt=fmt, span_key=span_key)
     converter = CONVERTERS[fmt]
     if types_path is not None:
-        check(fmt == "spert", types_path, "", f"a types file is read for the spert format only, not {fmt!r}")
+        check(
+            fmt == "spert",
+            types_path,
+            "",
+            f"a types file is read for the spert format only, not {fmt!r}",
+        )
         converter = partial(spert_to_docs, types_path=Path(types_path))
     docs = list(converter(input_path, nlp, summary))
     return docs, summary

@@ -100,21 +100,39 @@ def read_types(path: Path) -> SpertTypes:
         ) from None
     except RecursionError:
         raise ConversionError(path, "", "malformed JSON: nested too deeply") from None
-    check(isinstance(data, dict), path, "", "a SpERT types file must be a JSON object with "
-          f"'entities' and 'relations', got a JSON {type(data).__name__}")
+    check(
+        isinstance(data, dict),
+        path,
+        "",
+        "a SpERT types file must be a JSON object with 'entities' and 'relations', got a JSON "
+        f"{type(data).__name__}",
+    )
     relations = data.get("relations")
-    check(isinstance(relations, dict), path, "", "'relations' must be an object mapping each "
-          f"relation type to its description, got {relations!r:.80}")
+    check(
+        isinstance(relations, dict),
+        path,
+        "",
+        "'relations' must be an object mapping each relation type to its description, got "
+        f"{relations!r:.80}",
+    )
     entities = data.get("entities", {})
-    check(isinstance(entities, dict), path, "", f"'entities' must be an object, got {entities!r:.80}")
+    check(
+        isinstance(entities, dict), path, "", f"'entities' must be an object, got {entities!r:.80}"
+    )
     symmetric: List[str] = []
     for label, info in relations.items():
         check_label(label, path, f"relation type {label!r:.40}", "the relation type")
-        check(isinstance(info, dict), path, f"relation type {label!r}",
-              f"must be an object such as {{\"symmetric\": false}}, got {info!r:.80}")
+        where = f"relation type {label!r}"
+        check(
+            isinstance(info, dict),
+            path,
+            where,
+            f"must be an object such as {{\"symmetric\": false}}, got {info!r:.80}",
+        )
         flag = info.get("symmetric", False)
-        check(isinstance(flag, bool), path, f"relation type {label!r}",
-              f"'symmetric' must be true or false, got {flag!r:.40}")
+        check(
+            isinstance(flag, bool), path, where, f"'symmetric' must be true or false, got {flag!r:.40}"
+        )
         if flag:
             symmetric.append(label)
     return SpertTypes(path, list(entities), list(relations), symmetric)
