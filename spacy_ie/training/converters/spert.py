@@ -130,9 +130,8 @@ def read_types(path: Path) -> SpertTypes:
             f"must be an object such as {{\"symmetric\": false}}, got {info!r:.80}",
         )
         flag = info.get("symmetric", False)
-        check(
-            isinstance(flag, bool), path, where, f"'symmetric' must be true or false, got {flag!r:.40}"
-        )
+        problem = f"'symmetric' must be true or false, got {flag!r:.40}"
+        check(isinstance(flag, bool), path, where, problem)
         if flag:
             symmetric.append(label)
     return SpertTypes(path, list(entities), list(relations), symmetric)
