@@ -368,9 +368,9 @@ def test_html_nested_entities_in_span_view():
     """Nested spans of a span group (as spancat writes) are drawn in the entity view; a relation
     between a span and the one inside it is in the table though it cannot be an arc."""
     nlp = spacy.blank("en")
-    doc = nlp("Ann teaches at the University of Ohio .")
+    doc = nlp("Ann teaches at the University of Ohio with Bob .")
     ann, uni, ohio = Span(doc, 0, 1, "PERSON"), Span(doc, 4, 7, "ORG"), Span(doc, 6, 7, "LOC")
-    doc.spans["entities"] = [ann, uni, ohio]
+    doc.spans["entities"] = [ann, uni, ohio, Span(doc, 8, 9, "PERSON")]
     doc._.relations = [Relation(ann, uni, "WORKS_FOR", 0.9), Relation(uni, ohio, "LOCATED_IN", 0.8)]
     parse, skipped = doc_to_displacy(doc)
     assert skipped == 1
@@ -378,7 +378,12 @@ def test_html_nested_entities_in_span_view():
         {"start_token": 0, "end_token": 1, "label": "PERSON"},
         {"start_token": 4, "end_token": 7, "label": "ORG"},
         {"start_token": 6, "end_token": 7, "label": "LOC"},
+        {"start_token": 8, "end_token": 9, "label": "PERSON"},
     ]
+    # in the arc drawing, the outer span is the word; a group span without relations is tagged
+    assert [(w["text"], w["tag"]) for w in parse["words"] if w["tag"]] == [
+        ("Ann", "PERSON"), ("University of Ohio", "ORG"), ("Bob", "PERSON")
+    ]  # fmt: skip
     page = render_html([parse])
     assert page.count('class="spans"') == 1 and "WORKS_FOR 0.90" in page
     assert re.search(r"<td><b>LOCATED_IN</b></td>", page)

@@ -418,8 +418,8 @@ def doc_to_displacy(
     """The Doc as displaCy's manual ``dep`` input, plus what `render_html` draws around it, and
     the number of relations not drawn as arcs.
 
-    Each entity (and each relation argument not among ``doc.ents``, where it does not overlap a
-    longer span) is merged into one "word" whose tag is its label; other tokens are words with no
+    Each entity (of ``doc.ents``, of the span groups, or a relation argument; of overlapping
+    ones, the longest) is merged into one "word" whose tag is its label; other tokens are words with no
     tag (whitespace tokens are dropped, punctuation joins the word before it, as in displaCy's
     default ``collapse_punct``; then runs of such plain words between the entities are joined,
     see `_collapse_plain_words`). Each relation is an arc from the head's word to the
@@ -442,7 +442,9 @@ def doc_to_displacy(
         manual input formats, https://spacy.io/usage/visualizers#manual-usage.
     """
     relations = doc._.relations
-    merged = filter_spans(list(doc.ents) + [s for r in relations for s in (r.head, r.tail)])
+    groups = [s for group in doc.spans.values() for s in group if len(s)]
+    args = [s for r in relations for s in (r.head, r.tail)]
+    merged = filter_spans(list(doc.ents) + groups + args)
     merged_at = {span.start: span for span in merged}
     words: List[Dict[str, str]] = []
     word_of_token: Dict[int, int] = {}
@@ -486,10 +488,7 @@ def doc_to_displacy(
     rows = _rows([len(w["text"]) for w in words], arcs, max_width, sent_starts)
     row_of = {i: k for k, row in enumerate(rows) for i in range(row["start"], row["end"])}
     skipped += sum(1 for arc in arcs if row_of[arc["start"]] != row_of[arc["end"]])
-    entity_spans = {(s.start, s.end, s.label_) for s in doc.ents}
-    for group in doc.spans.values():
-        entity_spans.update((s.start, s.end, s.label_) for s in group if len(s))
-    entity_spans.update((s.start, s.end, s.label_) for r in relations for s in (r.head, r.tail))
+    entity_spans = {(s.start, s.end, s.label_) for s in list(doc.ents) + groups + args}
     parse: Dict[str, Any] = {
         "words": words,
         "arcs": arcs,
