@@ -15,12 +15,13 @@ import html
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from bisect import bisect_right
-from itertools import accumulate
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import (
     Annotated, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, TextIO, Tuple,
@@ -993,16 +994,68 @@ def extract_cli(
         ),
     ] = 200,
     gpu_id: Annotated[int, typer.Option("--gpu-id", help="GPU to use; -1: CPU.")] = -1,
-    output_format: Annotated[
+    engine: Annotated[
         str,
+        typer.Option(
+            "--engine",
+            help="local: nlp.pipe in this process (--n-process); ray: Ray Data actors "
+            "(--workers), on this machine or the cluster of --address / $RAY_ADDRESS.",
+        ),
+    ] = "local",
+    output_format: Annotated[
+        Optional[str],
         typer.Option(
             "--format",
             "-f",
             help="Output records: jsonl (our records), label-studio (a JSON array of Label "
             "Studio tasks with the predictions as pre-annotations, one task per line), doccano "
-            "(doccano JSONL for sequence labeling with relations).",
+            "(doccano JSONL for sequence labeling with relations); with --engine ray: jsonl or "
+            "parquet shards. Default: jsonl (--engine ray: from the --output extension).",
+            show_default=False,
         ),
-    ] = "jsonl",
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="--engine ray: actors, each loading the pipeline."),
+    ] = 1,
+    cpus_per_worker: Annotated[
+        float,
+        typer.Option("--cpus-per-worker", min=0, help="--engine ray: CPUs Ray reserves per actor."),
+    ] = 1.0,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-worker", min=0, help="--engine ray: GPUs per actor (e.g. 0.5: two per GPU)."
+        ),
+    ] = 0.0,
+    disable: Annotated[
+        str,
+        typer.Option("--disable", help="--engine ray: comma-separated components to disable."),
+    ] = "",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--address",
+            help="--engine ray: Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).",
+            show_default=False,
+        ),
+    ] = None,
+    code_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--code",
+            help="--engine ray: Python file each actor imports before loading the pipeline.",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="--engine ray: replace an existing --output directory of shards once the new "
+            "one is written.",
+        ),
+    ] = False,
     label_config_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -1024,7 +1077,29 @@ def extract_cli(
     `convert --format label-studio|doccano`).
     The output file appears only once everything succeeded. Messages and the
     progress bar go to stderr.
+
+    With --engine ray, --output is a directory of JSONL or Parquet shards
+    (records with an "id"; see spacy_ie.ray), INPUT a file, a directory or a
+    glob of .txt, .jsonl and .parquet files.
     """
+    if engine not in ENGINES:
+        _fail(f"Unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        for given, option in ((html_path is not None, "--html"), (n_process != 1, "--n-process"),
+                              (label_config_path is not None, "--label-config")):  # fmt: skip
+            if given:
+                _fail(f"{option} is for --engine local; with --engine ray use --workers")
+        extract_ray_cli(
+            model, str(input_path), output_path, output_format=output_format,
+            paragraphs=paragraphs, batch_size=batch_size, workers=workers,
+            cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+            disable=[name.strip() for name in disable.split(",") if name.strip()],
+            address=ray_address, code=code_path, overwrite=overwrite,
+        )  # fmt: skip
+        return
+    output_format = output_format or "jsonl"
+    if output_format == "parquet":
+        _fail("--format parquet needs --engine ray; the local engine writes one file")
     if output_format not in OUTPUT_FORMATS:
         _fail(f"Unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     to_stdout = output_path is None or str(output_path) == "-"
@@ -1149,3 +1224,142 @@ def _atomic_open(path: Path) -> Iterator[TextIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# --- the Ray engine (--engine ray; spacy_ie.ray) ------------------------------------------------
+
+ENGINES = ("local", "ray")
+
+
+def extract_ray_cli(
+    model: str,
+    input_spec: str,
+    output_path: Optional[Path],
+    *,
+    output_format: Optional[str] = None,
+    paragraphs: bool = False,
+    batch_size: int = 64,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    disable: Iterable[str] = (),
+    address: Optional[str] = None,
+    code: Optional[Path] = None,
+    overwrite: bool = False,
+) -> None:
+    """``extract --engine ray``: read `input_spec` (a file, a directory or a glob; see
+    `spacy_ie.ray.input_files`) on this machine, run `spacy_ie.ray.extract_dataset` on a Ray
+    cluster (`address`, else ``$RAY_ADDRESS``, else a local Ray with all CPUs) and write the
+    records as shards into the directory `output_path`, which appears only once everything
+    succeeded (written beside it under a temporary name, then renamed). Ray Data shows its
+    progress on stderr. Then reads the shards back to check that every input id is there once
+    and to count error rows. An existing `output_path` is replaced only with `overwrite`, and
+    only if it holds nothing but ``.jsonl`` / ``.parquet`` files (shards). Exits with code 1 and
+    a message for bad input, an existing output, a missing Ray, or a failed job; never leaves
+    partial output.
+    """
+    if output_path is None or str(output_path) == "-":
+        _fail("--engine ray writes shards into a directory: give --output DIR")
+    if output_format is None:
+        suffix = output_path.suffix.lower().lstrip(".")
+        output_format = suffix if suffix in ("jsonl", "parquet") else "jsonl"
+    if output_format not in ("jsonl", "parquet"):
+        _fail(f"--engine ray writes --format jsonl or parquet, not {output_format!r}")
+    if output_path.is_file():
+        _fail(f"--output {output_path} is a file; give a directory")
+    if output_path.is_dir() and any(output_path.iterdir()):
+        if not overwrite:
+            _fail(f"--output {output_path} exists; remove it, give a new directory or --overwrite")
+        others = [p.name for p in output_path.iterdir() if p.suffix not in (".jsonl", ".parquet")]
+        if others:
+            _fail(
+                f"--output {output_path} holds other things than shards: "
+                f"{', '.join(sorted(others)[:5])}; not replacing it"
+            )
+    try:
+        from .. import ray as spacy_ie_ray
+    except ImportError as err:
+        _fail("--engine ray needs Ray Data", str(err))
+    try:
+        # A validating pass before Ray starts: bad input fails at once and writes nothing.
+        n_docs = sum(1 for _ in spacy_ie_ray.iter_input(input_spec, paragraphs=paragraphs))
+    except InputError as err:
+        _fail("Cannot read the input; nothing was written", str(err))
+    if n_docs == 0:
+        _fail(f"No documents in {input_spec}; nothing was written")
+
+    start = time.perf_counter()
+    spacy_ie_ray.init_ray(address=address)
+    cluster_cpus = spacy_ie_ray.ray.cluster_resources().get("CPU", 0)
+    if workers * cpus_per_worker > cluster_cpus:
+        _say(
+            "warn",
+            f"{workers} workers x {cpus_per_worker:g} CPUs need "
+            f"{workers * cpus_per_worker:g} CPUs; "
+            f"the Ray cluster has {cluster_cpus:g}: the actors that do not fit wait for resources",
+        )
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(f".{output_path.name}.{os.getpid()}.part")
+    try:
+        # Blocks of at most 1,024 documents, and at least 4 per worker to share out.
+        block_size = max(1, min(1024, -(-n_docs // (4 * workers))))
+        dataset = spacy_ie_ray.read_input(input_spec, paragraphs=paragraphs, block_size=block_size)
+        records = spacy_ie_ray.extract_dataset(
+            dataset, model, workers=workers, batch_size=batch_size,
+            cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+            disable=list(disable), code=code,
+        )  # fmt: skip
+        spacy_ie_ray.write_records(records, tmp, output_format)
+        n_rows, ids_ok, errors = _check_shards(tmp, n_docs)
+        if overwrite and output_path.is_dir():
+            shutil.rmtree(output_path)
+        os.replace(tmp, output_path)
+    except InputError as err:
+        _fail("Cannot read the input; nothing was written", str(err))
+    except Exception as err:  # a failed Ray job: Ray has printed the details
+        _fail("The Ray job failed; nothing was written", f"{type(err).__name__}: {err}")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    _say(
+        "good",
+        f"Extracted {n_rows} docs with {workers} Ray worker(s) -> {output_path} "
+        f"({output_format} shards)",
+        f"{seconds:.1f}s (with Ray start-up and model loading), {n_rows / seconds:,.1f} docs/s",
+    )
+    if errors:
+        shown = "; ".join(f"id {doc_id}: {error}" for doc_id, error in errors[:5])
+        problem = f'{len(errors)} document(s) could not be processed (rows with "error")'
+        _say("warn", problem, shown)
+    if not ids_ok:
+        _fail(
+            f"{n_docs} documents in, {n_rows} rows out: ids missing or repeated",
+            f"the output is kept in {output_path}",
+        )
+
+
+def _check_shards(output_dir: Path, n_docs: int) -> Tuple[int, bool, List[Tuple[Any, str]]]:
+    """(rows, whether the ids are exactly 0..n_docs-1 once each, [(id, error)]) of the shards of
+    `spacy_ie.ray.write_records`, reading only the id and error columns of Parquet shards."""
+    ids: List[Any] = []
+    errors: List[Tuple[Any, str]] = []
+    for path in sorted(output_dir.iterdir()):
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=["id", "error"])
+            columns = (table.column("id").to_pylist(), table.column("error").to_pylist())
+            for doc_id, error in zip(*columns):
+                ids.append(doc_id)
+                if error is not None:
+                    errors.append((doc_id, error))
+        elif path.suffix == ".jsonl":
+            with path.open(encoding="utf8") as file:
+                for line in file:
+                    record = json.loads(line)
+                    ids.append(record.get("id"))
+                    if "error" in record:
+                        errors.append((record.get("id"), record["error"]))
+    ids_ok = len(ids) == n_docs and sorted(ids) == list(range(n_docs))
+    return len(ids), ids_ok, sorted(errors, key=lambda item: item[0])

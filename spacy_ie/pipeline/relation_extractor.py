@@ -160,8 +160,11 @@ def decide(
     probs = predictions.probs
     n_pairs, n_labels = probs.shape
     rows = numpy.arange(n_pairs)
-    reverse = _reverse_rows(predictions.candidates) if n_pairs else rows
-    if symmetric is not None and symmetric.any() and n_pairs:
+    symmetric_any = symmetric is not None and bool(symmetric.any())
+    # (the reverse direction of each pair: only the symmetric and one-per-pair steps need it)
+    needs_reverse = n_pairs and (symmetric_any or one_relation_per_pair)
+    reverse = _reverse_rows(predictions.candidates) if needs_reverse else rows
+    if symmetric_any and n_pairs:
         spans = predictions.candidates.spans[predictions.candidates.global_pairs]  # (n, 2, 2)
         heads, tails = spans[:, 0], spans[:, 1]
         later = (heads[:, 0] > tails[:, 0]) | ((heads[:, 0] == tails[:, 0]) & (heads[:, 1] > tails[:, 1]))
