@@ -1,6 +1,7 @@
 """Corpus converters and ``spacy-ie convert``: real data, a brat fixture, errors, properties."""
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from spacy_ie.training.converters import (
     convert_file,
     write_docbin,
 )
+from spacy_ie.training.converters.spert import SWAPPED_REASON as SWAPPED
 from spacy_ie.training.converters.util import doc_from_text, is_int, trim_entity
 
 SEMEVAL = "semeval2010_task8/SemEval2010_task8_all_data"
@@ -382,7 +384,7 @@ def test_cli_convert_prints_summary(brat_dir, tmp_path):
     assert "Converted 2 docs (brat)" in printed
     assert "Skipped 1: discontinuous entities (several fragments)" in printed
     assert "entities overlapping another entity, not in doc.ents" in printed
-    assert "span_source = 'entities'" in printed
+    assert "spans_key = 'entities'" in printed
     assert len(read_docbin(output)) == 2
 
 
@@ -478,6 +480,15 @@ ERROR_CASES = [
     case("brat-no-txt", "brat", {"a.ann": BRAT_OK["a.ann"]}, "a.ann", "", "no text file a.txt"),
     case("unknown-format", "conll", {"d.json": "[]"}, "d.json", "", "unknown format 'conll'"),
     case("missing-input", "spert", {}, "nope.json", "", "no such file or directory"),
+    case("spert-types-json", "spert", {"d_train.json": spert_json(), "d_types.json": "{"},
+         "d_train.json", "line 1, column", "malformed JSON"),
+    case("spert-types-flag", "spert",
+         {"d_train.json": spert_json(),
+          "d_types.json": '{"relations": {"Met": {"symmetric": "yes"}}}'},
+         "d_train.json", "relation type 'Met'", "'symmetric' must be true or false"),
+    case("spert-types-relations", "spert",
+         {"d_train.json": spert_json(), "d_types.json": '{"entities": {}}'},
+         "d_train.json", "", "'relations' must be an object"),
 ]
 
 
@@ -838,3 +849,95 @@ def test_doc_from_text_property(case):
     for (start, end, _), (token_start, token_end, _) in zip(entities, token_entities):
         span = doc[token_start:token_end]
         assert (span.start_char, span.end_char) == (start, end)
+
+
+# --- SpERT *_types.json: symmetric relation labels -------------------------------------------
+
+
+def spert_types(**symmetric: bool) -> str:
+    """A SpERT types file with one entity type and the given relation types."""
+    relations = {
+        label: {"short": label, "verbose": label, "symmetric": flag}
+        for label, flag in symmetric.items()
+    }
+    return json.dumps({"entities": {"P": {"short": "P", "verbose": "Person"}}, "relations": relations})
+
+
+def test_conll04_types_file_is_read(conll04, datasets_dir):
+    """CoNLL04 ships conll04_types.json beside the splits: found, and all 5 labels directed."""
+    types = json.loads((datasets_dir / "conll04" / "conll04_types.json").read_text())
+    for _, _, summary, _ in conll04.values():
+        assert summary.types_path == str(datasets_dir / "conll04" / "conll04_types.json")
+        assert summary.symmetric_labels == []
+        assert set(summary.relation_labels) == set(types["relations"])
+
+
+# Two records; in the second, "Married" has its later span as head and "Met" (directed) too.
+SYMMETRIC_RECORDS = [
+    {"tokens": ["Ada", "married", "Bob"],
+     "entities": [{"type": "P", "start": 0, "end": 1}, {"type": "P", "start": 2, "end": 3}],
+     "relations": [{"type": "Married", "head": 0, "tail": 1}]},
+    {"tokens": ["Cy", "met", "and", "married", "Di"],
+     "entities": [{"type": "P", "start": 0, "end": 1}, {"type": "P", "start": 4, "end": 5}],
+     "relations": [{"type": "Married", "head": 1, "tail": 0}, {"type": "Met", "head": 1, "tail": 0},
+                   {"type": "Knows", "head": 0, "tail": 1}]},
+]  # fmt: skip
+
+
+def test_spert_types_beside_input(tmp_path):
+    """X_types.json beside X_train.json: symmetric labels recorded, printed with the override,
+    written beside the DocBin; symmetric relations get the earlier span as head."""
+    write_files(tmp_path / "in", {
+        "toy_train.json": json.dumps(SYMMETRIC_RECORDS),
+        "toy_types.json": spert_types(Married=True, Met=False),
+    })  # fmt: skip
+    output = tmp_path / "out" / "train.spacy"
+    result = CliRunner().invoke(
+        app, ["convert", str(tmp_path / "in" / "toy_train.json"), str(output), "-f", "spert"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())
+    assert f"Symmetric relation labels ({tmp_path / 'in' / 'toy_types.json'}): Married" in printed
+    override = "--components.relation_extractor.symmetric_labels \'[\"Married\"]\'"
+    assert override in printed
+    assert "Changed 1: symmetric relations (per the types file) with the later span" in printed
+    assert "relation labels not in toy_types.json (treated as directed): Knows: 1" in printed
+    # The printed override, as a shell passes it, is one spaCy accepts and means ["Married"].
+    from spacy.cli._util import parse_config_overrides
+
+    assert parse_config_overrides(shlex.split(override)) == {
+        "components.relation_extractor.symmetric_labels": ["Married"]
+    }
+    sidecar = json.loads((tmp_path / "out" / "train.types.json").read_text())
+    assert sidecar["symmetric_labels"] == ["Married"]
+    assert sidecar["relation_labels"] == ["Knows", "Married", "Met"]
+    assert sidecar["override"] == override
+    docs = read_docbin(output)
+    # "Married" (symmetric) is swapped to Cy -> Di; "Met" (directed) and "Knows" stay as given.
+    assert relation_tuples(docs[0]) == [("Ada", "Bob", "Married")]
+    assert relation_tuples(docs[1]) == [("Cy", "Di", "Married"), ("Di", "Cy", "Met"),
+                                        ("Cy", "Di", "Knows")]  # fmt: skip
+
+
+def test_spert_types_given_and_absent(tmp_path):
+    """--types PATH elsewhere is read; no types file: nothing recorded, a stale sidecar removed;
+    --types with another format, or a missing --types file, is an error naming the file."""
+    write_files(tmp_path / "in", {"d.json": json.dumps(SYMMETRIC_RECORDS)})
+    write_files(tmp_path / "meta", {"types.json": spert_types(Married=False, Met=True, Knows=False)})
+    output = tmp_path / "o.spacy"
+    summary = convert(tmp_path / "in" / "d.json", output, "spert",
+                      types_path=tmp_path / "meta" / "types.json")  # fmt: skip
+    assert summary.symmetric_labels == ["Met"] and not summary.notes
+    assert summary.changed == Counter({SWAPPED: 1})
+    assert relation_tuples(read_docbin(output)[1])[1] == ("Cy", "Di", "Met")
+    assert (tmp_path / "o.types.json").exists()
+    summary = convert(tmp_path / "in" / "d.json", output, "spert")
+    assert summary.types_path is None and summary.symmetric_labels == []
+    assert not (tmp_path / "o.types.json").exists()  # no stale record of the earlier types
+    assert relation_tuples(read_docbin(output)[1])[0] == ("Di", "Cy", "Married")  # as given
+    with pytest.raises(ConversionError, match="no such types file"):
+        convert(tmp_path / "in" / "d.json", output, "spert", types_path=tmp_path / "nope.json")
+    write_files(tmp_path / "p", {"p.jsonl": prodigy_task()})
+    with pytest.raises(ConversionError, match="spert format only, not 'prodigy'"):
+        convert(tmp_path / "p" / "p.jsonl", output, "prodigy",
+                types_path=tmp_path / "meta" / "types.json")  # fmt: skip

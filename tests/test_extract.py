@@ -7,18 +7,21 @@ from typing import List
 import pytest
 import spacy
 from click.testing import Result
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 from spacy.util import escape_html
 from typer.testing import CliRunner
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
 from spacy_ie.cli.extract import (
+    HTML_MAX_WIDTH,
+    LABEL_PALETTE,
     InputError,
     count_documents,
     doc_to_attention_html,
     doc_to_displacy,
     doc_to_record,
+    label_colors,
     read_documents,
     render_html,
 )
@@ -95,7 +98,8 @@ def test_record_structure_and_offsets(demo_run):
 
 def test_html_page(demo_run):
     _, records, page, result = demo_run
-    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == len(records)
+    assert page.startswith("<!DOCTYPE html>") and page.count("<figure") == len(records)
+    assert page.count("<svg") >= len(records)  # one or more rows of arcs per doc
     for record in records:
         for ent in record["entities"]:
             assert escape_html(ent["text"]) in page
@@ -200,6 +204,24 @@ def test_missing_model_and_input_keep_existing_output(trained_pipeline, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.txt", "out.jsonl"]
 
 
+@pytest.mark.parametrize("name,content", [("empty.txt", ""), ("blank.jsonl", "\n  \n")])
+def test_empty_input_warns(trained_pipeline, tmp_path, name, content):
+    """No documents in the input: a warning on stderr naming the file, exit 0, empty output."""
+    input_path = tmp_path / name
+    input_path.write_text(content, encoding="utf8")
+    output, page = tmp_path / "out.jsonl", tmp_path / "page.html"
+    result = run_cli(trained_pipeline, input_path, "-o", output, "--html", page)
+    assert result.exit_code == 0, result.output
+    assert stderr_has(result, f"{input_path} holds no documents")
+    assert output.read_text(encoding="utf8") == "" and "no documents" not in result.stdout
+    assert stderr_has(result, "Extracted 0 docs")
+    # A file with one empty line is one (empty) document: no warning.
+    (tmp_path / "one.txt").write_text("\n", encoding="utf8")
+    result = run_cli(trained_pipeline, tmp_path / "one.txt", "-o", output)
+    assert result.exit_code == 0 and not stderr_has(result, "holds no documents")
+    assert read_records(output) == [{"text": "", "entities": [], "relations": [], "cats": {}}]
+
+
 # --- library: records and displaCy input ------------------------------------------------------
 
 
@@ -268,3 +290,121 @@ def test_doc_to_attention_html():
     assert page.index("<svg") < page.index(markup) < page.rindex("<svg")  # under its own figure
     with pytest.raises(ValueError):
         render_html([doc_to_displacy(doc)[0]], below=[])
+
+
+# --- the HTML view: wrapped rows, entity colours, the relations table --------------------------
+
+
+def svg_widths(page: str) -> List[float]:
+    return [float(w) for w in re.findall(r'<svg [^>]*?width="([0-9.]+)"', page)]
+
+
+def test_html_relations_table_is_escaped(annotated_doc):
+    doc = annotated_doc
+    doc._.relations = list(doc._.relations) + [
+        Relation(doc.ents[0], doc.ents[3], "<b>&VISITED", 0.25)
+    ]
+    page = render_html([doc_to_displacy(doc)[0]])
+    table = page[page.index('<table class="relations"'):page.index("</table>")]
+    assert "<th>head</th><th>label</th><th>tail</th><th>score</th>" in table
+    rows = re.findall(r"<tr><td>(.*?)</td><td><b>(.*?)</b></td><td>(.*?)</td>.*?([0-9.]+)</td></tr>", table)
+    assert [(label, score) for _, label, _, score in rows] == [
+        ("KNOWS", "0.90"), ("CONTAINS", "0.80"), ("SELF", "0.70"), ("PART", "0.60"),
+        ("&lt;b&gt;&amp;VISITED", "0.25"),
+    ]  # every relation, the undrawn ones too, in order; the label escaped  # fmt: skip
+    assert "Ada Lovelace" in rows[0][0] and "Charles Babbage" in rows[0][2]
+    assert "<b>&VISITED" not in page
+    assert 'class="relations"' not in render_html([doc_to_displacy(doc[:0].as_doc())[0]])
+
+
+def test_html_entity_colours():
+    nlp = spacy.blank("en")
+    doc = nlp("Ada Lovelace of Acme Labs visited London with Zed.")
+    ada, acme, london, zed = Span(doc, 0, 2, "PERSON"), Span(doc, 3, 5, "ORG"), Span(doc, 6, 7, "LOC"), Span(doc, 8, 9, "ODD<X>")
+    doc.ents = [ada, acme, london, zed]
+    doc._.relations = [Relation(ada, acme, "WORKS_FOR", 0.9), Relation(ada, zed, "KNOWS", 0.6)]
+    page = render_html([doc_to_displacy(doc)[0]])
+    colors = label_colors(["PERSON", "ORG", "LOC", "ODD&lt;X&gt;"])
+    assert colors["PERSON"] == "#aa9cfc" and colors["ORG"] == "#7aecec"  # displaCy's own
+    assert colors["ODD&lt;X&gt;"] == LABEL_PALETTE[0]  # a label displaCy has no colour for
+    assert len(set(colors.values())) == 4
+    for label, color in colors.items():
+        assert f"background: {color}" in page, label  # entity view (span style) and badges
+        tag = re.search(r'<tspan class="displacy-tag" dy="2em" fill="(#[0-9a-f]{6})"[^>]*>' + re.escape(label) + "<", page)
+        assert tag is not None, label  # the word's tag in the arc drawing is coloured too
+    assert "ODD<X>" not in page
+
+
+def test_html_long_doc_wraps_and_keeps_arcs():
+    """A 120-word document: its arcs are drawn on rows no wider than HTML_MAX_WIDTH px (rows
+    holding a long arc scaled down to fit), not on one 10,000-px line."""
+    nlp = spacy.blank("en")
+    words = []
+    for i in range(12):
+        words += [f"Person{i}", "met", "a", "friend", "at", f"Place{i}", "on", "a", "day", "."]
+    doc = Doc(nlp.vocab, words=words)
+    people = [Span(doc, 10 * i, 10 * i + 1, "PERSON") for i in range(12)]
+    places = [Span(doc, 10 * i + 5, 10 * i + 6, "LOC") for i in range(12)]
+    doc.ents = people + places
+    rels = [Relation(p, l, "MET_AT", 0.8) for p, l in zip(people, places)]
+    rels.append(Relation(people[0], places[2], "FAR", 0.7))  # 25 tokens apart
+    doc._.relations = rels
+    parse, skipped = doc_to_displacy(doc)
+    assert skipped == 0 and len(parse["rows"]) > 1
+    page = render_html([parse])
+    widths = svg_widths(page)
+    assert len(widths) == len(parse["rows"]) and max(widths) <= HTML_MAX_WIDTH
+    assert page.count("MET_AT 0.80") == 12 and "FAR 0.70" in page
+    assert 'viewBox="0 0 ' in page  # the row with the long arc is scaled, not cut
+    # rows cover the words in order, each arc inside one row
+    bounds = [(r["start"], r["end"]) for r in parse["rows"]]
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(parse["words"])
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    for arc in parse["arcs"]:
+        assert any(s <= arc["start"] and arc["end"] < e for s, e in bounds)
+
+
+def test_html_nested_entities_in_span_view():
+    """Nested spans of a span group (as spancat writes) are drawn in the entity view; a relation
+    between a span and the one inside it is in the table though it cannot be an arc."""
+    nlp = spacy.blank("en")
+    doc = nlp("Ann teaches at the University of Ohio with Bob .")
+    ann, uni, ohio = Span(doc, 0, 1, "PERSON"), Span(doc, 4, 7, "ORG"), Span(doc, 6, 7, "LOC")
+    doc.spans["entities"] = [ann, uni, ohio, Span(doc, 8, 9, "PERSON")]
+    doc._.relations = [Relation(ann, uni, "WORKS_FOR", 0.9), Relation(uni, ohio, "LOCATED_IN", 0.8)]
+    parse, skipped = doc_to_displacy(doc)
+    assert skipped == 1
+    assert parse["spans"]["spans"] == [
+        {"start_token": 0, "end_token": 1, "label": "PERSON"},
+        {"start_token": 4, "end_token": 7, "label": "ORG"},
+        {"start_token": 6, "end_token": 7, "label": "LOC"},
+        {"start_token": 8, "end_token": 9, "label": "PERSON"},
+    ]
+    # in the arc drawing, the outer span is the word; a group span without relations is tagged
+    assert [(w["text"], w["tag"]) for w in parse["words"] if w["tag"]] == [
+        ("Ann", "PERSON"), ("University of Ohio", "ORG"), ("Bob", "PERSON")
+    ]  # fmt: skip
+    page = render_html([parse])
+    assert page.count('class="spans"') == 1 and "WORKS_FOR 0.90" in page
+    assert re.search(r"<td><b>LOCATED_IN</b></td>", page)
+
+
+def test_span_view_pieces_of_a_long_doc():
+    """A long doc's entity view is drawn in pieces (displaCy's span renderer is quadratic in a
+    piece's tokens x spans): the pieces cover the tokens in order and cut no span."""
+    from spacy_ie.cli.extract import SPAN_CHUNK_TOKENS, _span_chunks
+
+    n = 3 * SPAN_CHUNK_TOKENS + 17
+    tokens = [f"t{i}" for i in range(n)]
+    spans = [{"start_token": i, "end_token": i + 3, "label": "A"} for i in range(0, n - 3, 7)]
+    spans += [{"start_token": i, "end_token": i + 1, "label": "B"} for i in range(1, n - 3, 7)]
+    spans.append({"start_token": SPAN_CHUNK_TOKENS - 2, "end_token": SPAN_CHUNK_TOKENS + 40, "label": "L"})
+    pieces = list(_span_chunks(tokens, spans))
+    assert len(pieces) > 1 and [t for p in pieces for t in p["tokens"]] == tokens
+    offset, back = 0, []
+    for piece in pieces:
+        for s in piece["spans"]:
+            assert 0 <= s["start_token"] < s["end_token"] <= len(piece["tokens"])  # not cut
+            back.append((s["start_token"] + offset, s["end_token"] + offset, s["label"]))
+        offset += len(piece["tokens"])
+    assert sorted(back) == sorted((s["start_token"], s["end_token"], s["label"]) for s in spans)

@@ -36,6 +36,15 @@ def convert_cli(
     span_key: Annotated[
         str, typer.Option("--span-key", "-k", help="doc.spans key that holds all entities.")
     ] = "entities",
+    types_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--types",
+            help="spert: the dataset's *_types.json, for its symmetric relation labels "
+            "(default: X_types.json beside X_split.json, if there).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Convert a relation extraction corpus to a spaCy DocBin (.spacy) with gold relations.
 
@@ -43,7 +52,9 @@ def convert_cli(
     and the gold relations in doc._.relations. For CoNLL IOB NER data use `spacy convert`.
     """
     try:
-        summary = convert(input_path, output_path, fmt, lang=lang, span_key=span_key)
+        summary = convert(
+            input_path, output_path, fmt, lang=lang, span_key=span_key, types_path=types_path
+        )
     except ConversionError as err:
         msg.fail("Conversion failed; nothing was written", str(err), exits=1)
     except OSError as err:
@@ -72,3 +83,12 @@ def print_summary(summary: ConversionSummary, output_path: Optional[Path] = None
         msg.warn(f"Changed {count}: {reason}")
     for reason, count in summary.notes.items():
         msg.info(f"{reason}: {count}")
+    if summary.types_path is not None:
+        if summary.symmetric_labels:
+            msg.info(
+                f"Symmetric relation labels ({summary.types_path}): "
+                f"{', '.join(sorted(summary.symmetric_labels))}. Train them as symmetric with",
+                summary.symmetric_override,
+            )
+        else:
+            msg.info(f"No symmetric relation labels ({summary.types_path}): all are directed")

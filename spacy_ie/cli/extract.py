@@ -14,11 +14,14 @@ Input formats, chosen by the file's extension:
 import html
 import json
 import os
+import re
 import shutil
 import sys
 import time
+from bisect import bisect_right
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import (
     Annotated, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, TextIO, Tuple,
@@ -29,7 +32,8 @@ from xml.sax.saxutils import quoteattr
 import spacy
 import typer
 from spacy import displacy
-from spacy.displacy.templates import TPL_FIGURE, TPL_PAGE
+from spacy.displacy.render import DEFAULT_ENTITY_COLOR, DEFAULT_LABEL_COLORS
+from spacy.displacy.templates import TPL_FIGURE, TPL_PAGE, TPL_TITLE
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
@@ -390,29 +394,68 @@ def pipeline_labels(nlp: Language) -> Tuple[List[str], List[str]]:
 
 # --- displaCy -----------------------------------------------------------------------------------
 
+# Layout of the relation arcs (displaCy's `dep` style, compact): the words wrap onto rows of at
+# most HTML_MAX_WIDTH px, so a long sentence does not run to thousands of pixels. displaCy spaces
+# a row's words evenly, so each row's spacing ("distance") comes from its longest word, within
+# [HTML_MIN_DISTANCE, HTML_MAX_DISTANCE] px, and runs of plain words (no entity, no arc end)
+# are drawn as one word (as displaCy's collapse_phrases does for noun chunks). A row is cut
+# where no arc crosses; a relation spanning more words than fit gets a wider row, scaled down
+# to HTML_MAX_WIDTH (at most to HTML_MIN_SCALE); only wider still is an arc cut (not drawn).
+HTML_MAX_WIDTH = 1100
+HTML_MIN_SCALE = 0.7  # a row holding a long arc may be this much narrower than life-size
+HTML_MIN_DISTANCE = 80
+HTML_MAX_DISTANCE = 280
+HTML_CHAR_WIDTH = 7.5  # px per character at displaCy's 16px sans-serif, on average
+HTML_WORD_SPACING = 30  # px between the arcs and the words (displaCy's default: 45)
+# Colours of entity labels displaCy has none for, in order of first use (sorted labels).
+LABEL_PALETTE = (
+    "#a6cee3", "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#fccde5",
+    "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f",
+)  # fmt: skip
 
-def doc_to_displacy(doc: Doc, title: Optional[str] = None) -> Tuple[Dict[str, Any], int]:
-    """The Doc as displaCy's manual ``dep`` input, and the number of relations left out.
 
-    Each entity (and each relation argument not among ``doc.ents``, where it does not overlap a
-    longer span) is merged into one "word" whose tag is its label; other tokens are words with no
+def doc_to_displacy(
+    doc: Doc, title: Optional[str] = None, max_width: int = HTML_MAX_WIDTH
+) -> Tuple[Dict[str, Any], int]:
+    """The Doc as displaCy's manual ``dep`` input, plus what `render_html` draws around it, and
+    the number of relations not drawn as arcs.
+
+    Each entity (of ``doc.ents``, of the span groups, or a relation argument; of overlapping
+    ones, the longest) is merged into one "word" whose tag is its label; other tokens are words with no
     tag (whitespace tokens are dropped, punctuation joins the word before it, as in displaCy's
-    default ``collapse_punct``). Each relation is an arc from the head's word to the
+    default ``collapse_punct``; then runs of such plain words between the entities are joined,
+    see `_collapse_plain_words`). Each relation is an arc from the head's word to the
     tail's word labelled "LABEL score"; ``dir`` is "right" when the arrow points to the later word
     and "left" when it points to the earlier one, as displaCy draws dependencies (arrow at the
-    dependent). A relation whose head and tail overlap or fall on the same word cannot be drawn:
-    it is left out and counted.
+    dependent). A relation whose head and tail overlap or fall on the same word cannot be drawn,
+    nor one whose arc is wider than a row can be (below): it is left out and counted (the table
+    under the drawing lists every relation).
 
-    RETURNS (Tuple[Dict[str, Any], int]): ``{"words": [{"text", "tag"}], "arcs": [{"start",
-        "end", "label", "dir"}], "title"?, "settings"}`` and the number of relations left out.
+    Rows: the words wrap onto rows of at most ``max_width`` px (see `_rows`), cut where no arc
+    crosses; a row that must be wider (a relation spans more words than fit) is scaled down.
+
+    RETURNS (Tuple[Dict[str, Any], int]): the parse ``{"words": [{"text", "tag"}], "arcs":
+        [{"start", "end", "label", "dir"}], "title"?, "settings", "rows": [{"start", "end",
+        "distance"}] (word indices, end exclusive; px per word), "spans": {"tokens", "spans":
+        [{"start_token", "end_token", "label"}]} (displaCy's manual ``span`` input: the
+        entities, nested ones included: doc.ents, the span groups and the relation arguments),
+        "relations": [{"head", "head_label", "label", "tail", "tail_label", "score"}]}`` (all
+        text HTML-escaped) and the number of relations not drawn as arcs. Source: displaCy's
+        manual input formats, https://spacy.io/usage/visualizers#manual-usage.
     """
     relations = doc._.relations
-    merged = filter_spans(list(doc.ents) + [s for r in relations for s in (r.head, r.tail)])
+    groups = [s for group in doc.spans.values() for s in group if len(s)]
+    args = [s for r in relations for s in (r.head, r.tail)]
+    merged = filter_spans(list(doc.ents) + groups + args)
     merged_at = {span.start: span for span in merged}
     words: List[Dict[str, str]] = []
     word_of_token: Dict[int, int] = {}
+    sent_starts: set = set()
+    has_sents = doc.has_annotation("SENT_START")
     i = 0
     while i < len(doc):
+        if has_sents and doc[i].is_sent_start:
+            sent_starts.add(len(words))
         span = merged_at.get(i)
         if span is not None:
             for j in range(span.start, span.end):
@@ -443,6 +486,11 @@ def doc_to_displacy(doc: Doc, title: Optional[str] = None) -> Tuple[Dict[str, An
             arcs.append({"start": head_word, "end": tail_word, "label": label, "dir": "right"})
         else:
             arcs.append({"start": tail_word, "end": head_word, "label": label, "dir": "left"})
+    words, arcs, sent_starts = _collapse_plain_words(words, arcs, sent_starts)
+    rows = _rows([len(w["text"]) for w in words], arcs, max_width, sent_starts)
+    row_of = {i: k for k, row in enumerate(rows) for i in range(row["start"], row["end"])}
+    skipped += sum(1 for arc in arcs if row_of[arc["start"]] != row_of[arc["end"]])
+    entity_spans = {(s.start, s.end, s.label_) for s in list(doc.ents) + groups + args}
     parse: Dict[str, Any] = {
         "words": words,
         "arcs": arcs,
@@ -450,10 +498,113 @@ def doc_to_displacy(doc: Doc, title: Optional[str] = None) -> Tuple[Dict[str, An
             "lang": doc.lang_,
             "direction": doc.vocab.writing_system.get("direction", "ltr"),
         },
+        "rows": rows,
+        "spans": {
+            "tokens": [t.text for t in doc],
+            "spans": [
+                {"start_token": s, "end_token": e, "label": html.escape(label)}
+                for s, e, label in sorted(entity_spans)
+            ],
+        },
+        "relations": [
+            {
+                "head": html.escape(rel.head.text),
+                "head_label": html.escape(rel.head.label_),
+                "label": html.escape(rel.label),
+                "tail": html.escape(rel.tail.text),
+                "tail_label": html.escape(rel.tail.label_),
+                "score": float(rel.score),
+            }
+            for rel in relations
+        ],
     }
     if title:
         parse["title"] = html.escape(title)
     return parse, skipped
+
+
+def _collapse_plain_words(
+    words: List[Dict[str, str]], arcs: List[Dict[str, Any]], sent_starts: set
+) -> Tuple[List[Dict[str, str]], List[Dict[str, Any]], set]:
+    """Join runs of plain words (no tag, no arc end) into one word each, up to the length of the
+    longest entity word (at least 16 characters) and never across a sentence start: the arc
+    drawing needs only the entities, and fewer words fit more text on a row. RETURNS: the words,
+    the arcs and the sentence starts, re-indexed."""
+    ends = {a["start"] for a in arcs} | {a["end"] for a in arcs}
+    limit = max([16] + [len(w["text"]) for w in words if w["tag"]])
+    out: List[Dict[str, str]] = []
+    new_index: List[int] = []
+    plain_run = False  # whether out[-1] is a plain word that may take more
+    for i, word in enumerate(words):
+        plain = not word["tag"] and i not in ends
+        if (plain and plain_run and i not in sent_starts
+                and len(out[-1]["text"]) + 1 + len(word["text"]) <= limit):  # fmt: skip
+            out[-1] = {"text": out[-1]["text"] + " " + word["text"], "tag": ""}
+        else:
+            out.append(dict(word))
+        new_index.append(len(out) - 1)
+        plain_run = plain
+    new_arcs = [{**a, "start": new_index[a["start"]], "end": new_index[a["end"]]} for a in arcs]
+    return out, new_arcs, {new_index[i] for i in sent_starts if i < len(words)}
+
+
+def _rows(
+    word_lengths: List[int], arcs: List[Dict[str, Any]], max_width: int, sent_starts: set
+) -> List[Dict[str, int]]:
+    """Cut the words into rows: ``[{"start", "end", "distance"}]`` (end exclusive; px per word).
+
+    A row's width is ``distance * (n_words + 1/2)`` (displaCy: ``offset_x + n * distance``,
+    with ``offset_x = distance / 2``), its distance from its longest word. From each row's
+    first word, the row ends at the latest cut that keeps it within `max_width` and that no arc
+    crosses (a sentence start wins when it is at least half-way). When there is none, or it
+    would leave the row less than half full, the row runs on to the first cut no arc crosses,
+    if the row then fits `max_width / HTML_MIN_SCALE` (`render_html` scales it down). Failing
+    both, the row ends at the fitting cut crossed by the fewest arcs (those are not drawn). An
+    empty doc gets one empty row.
+    """
+
+    def distance(longest: int) -> int:
+        return int(min(max(longest * HTML_CHAR_WIDTH + 20, HTML_MIN_DISTANCE), HTML_MAX_DISTANCE))
+
+    n = len(word_lengths)
+    if n == 0:
+        return [{"start": 0, "end": 0, "distance": HTML_MIN_DISTANCE}]
+    # crossings[c]: arcs with start < c <= end, i.e. that a cut before word c would break
+    delta = [0] * (n + 2)
+    for arc in arcs:
+        delta[arc["start"] + 1] += 1
+        delta[arc["end"] + 1] -= 1
+    crossings = list(accumulate(delta))
+    rows: List[Dict[str, int]] = []
+    start = 0
+    while True:
+        # cuts in order while the row fits (width grows with every word: stop at the first
+        # that does not); then, for a scaled row, while it fits max_width / HTML_MIN_SCALE
+        fits: List[int] = []
+        scaled: List[int] = []
+        longest = 0
+        for end in range(start + 1, n + 1):
+            longest = max(longest, word_lengths[end - 1])
+            width = distance(longest) * (end - start + 0.5)
+            if width <= max_width or not fits:
+                fits.append(end)
+            elif width * HTML_MIN_SCALE <= max_width:
+                scaled.append(end)
+            else:
+                break
+        free = [e for e in fits if not crossings[e]]
+        sentence = [e for e in free if e in sent_starts and e - start >= len(fits) / 2]
+        end = (sentence or free or [0])[-1]
+        if fits[-1] == n:
+            end = n  # the rest fits: no arc can cross the end of the doc
+        elif end - start < len(fits) / 2:
+            wider = next((e for e in scaled if not crossings[e]), 0)
+            end = wider or end or min(reversed(fits), key=lambda e: crossings[e])
+        longest = max(word_lengths[start:end], default=0)
+        rows.append({"start": start, "end": end, "distance": distance(longest)})
+        start = end
+        if start >= n:
+            return rows
 
 
 def _word_of_span(span: Span, word_of_token: Dict[int, int]) -> Optional[int]:
@@ -462,6 +613,130 @@ def _word_of_span(span: Span, word_of_token: Dict[int, int]) -> Optional[int]:
         if token.i in word_of_token:
             return word_of_token[token.i]
     return None
+
+
+def label_colors(labels: Iterable[str]) -> Dict[str, str]:
+    """One background colour per entity label: displaCy's own for the labels it knows (PERSON,
+    ORG, LOC...), then `LABEL_PALETTE` in order for the others (sorted, so the same labels get
+    the same colours on every page)."""
+    colors: Dict[str, str] = {}
+    others = 0
+    for label in sorted(set(labels)):
+        known = DEFAULT_LABEL_COLORS.get(label.upper())
+        if known is None:
+            known = LABEL_PALETTE[others % len(LABEL_PALETTE)]
+            others += 1
+        colors[label] = known
+    return colors
+
+
+def _darken(color: str, factor: float = 0.55) -> str:
+    """A "#rrggbb" colour with each channel scaled by `factor` (label text on white stays
+    legible)."""
+    rgb = [int(color[k : k + 2], 16) for k in (1, 3, 5)]
+    return "#" + "".join(f"{int(c * factor):02x}" for c in rgb)
+
+
+_TAG_RE = re.compile(
+    r'(<tspan class="displacy-tag" dy="2em" )fill="currentColor"( x="[^"]*">)([^<]*)(</tspan>)'
+)
+
+
+def _color_tags(svg: str, colors: Dict[str, str]) -> str:
+    """Colour each word tag (entity label) of a displaCy dep SVG with its label's colour."""
+
+    def repl(match: "re.Match[str]") -> str:
+        color = colors.get(match.group(3))
+        if color is None:
+            return match.group(0)
+        return (f'{match.group(1)}fill="{_darken(color)}" font-weight="bold"{match.group(2)}'
+                f"{match.group(3)}{match.group(4)}")  # fmt: skip
+
+    return _TAG_RE.sub(repl, svg)
+
+
+# displaCy's span renderer checks every span at every token: a long doc is drawn in pieces of
+# about this many tokens, cut where no span crosses, to keep it linear.
+SPAN_CHUNK_TOKENS = 300
+
+
+def _span_chunks(tokens: List[str], spans: List[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+    """displaCy ``span`` inputs (``{"tokens", "spans"}``) for consecutive pieces of the tokens,
+    each of at least `SPAN_CHUNK_TOKENS` tokens (but the last), cut where no span crosses."""
+    spans = sorted(spans, key=lambda s: (s["start_token"], s["end_token"]))
+    start = first = k = 0  # piece start token; its first span; spans starting before token t
+    reach = 0  # the furthest end of the spans starting before token t
+    for t in range(1, len(tokens) + 1):
+        while k < len(spans) and spans[k]["start_token"] < t:
+            reach = max(reach, spans[k]["end_token"])
+            k += 1
+        if t == len(tokens) or (t - start >= SPAN_CHUNK_TOKENS and reach <= t):
+            inside = [
+                {**s, "start_token": s["start_token"] - start, "end_token": s["end_token"] - start}
+                for s in spans[first:k]
+            ]
+            yield {"tokens": tokens[start:t], "spans": inside}
+            start, first = t, k
+
+
+_SVG_SIZE_RE = re.compile(
+    r'(<svg [^>]*?)width="([0-9.]+)" height="([0-9.]+)"([^>]*?)height: [0-9.]+px'
+)
+
+
+def _fit_width(svg: str, max_width: int) -> str:
+    """Scale a displaCy SVG wider than `max_width` px down to that width (a viewBox keeps the
+    drawing whole); narrower ones are returned unchanged."""
+    match = _SVG_SIZE_RE.search(svg)
+    if match is None or float(match.group(2)) <= max_width:
+        return svg
+    width, height = float(match.group(2)), float(match.group(3))
+    scaled = height * max_width / width
+    return _SVG_SIZE_RE.sub(
+        f'\\1viewBox="0 0 {width:g} {height:g}" width="{max_width}" height="{scaled:.0f}"'
+        f"\\4height: {scaled:.0f}px",
+        svg,
+        count=1,
+    )
+
+
+def _badge(text: str, label: str, colors: Dict[str, str]) -> str:
+    color = colors.get(label, DEFAULT_ENTITY_COLOR)
+    return (
+        f'<mark class="entity" style="background: {color}; padding: 0.1em 0.4em; '
+        f'border-radius: 0.3em">{text} <b style="font-size: 0.75em">{label}</b></mark>'
+    )
+
+
+def relations_table(parse: Dict[str, Any], colors: Optional[Dict[str, str]] = None) -> str:
+    """An HTML table of the parse's relations (see `doc_to_displacy`): head, label, tail, score,
+    heads and tails coloured by entity label; "" for a doc without relations."""
+    rows = parse.get("relations", [])
+    if not rows:
+        return ""
+    colors = colors if colors is not None else label_colors(
+        [r["head_label"] for r in rows] + [r["tail_label"] for r in rows]
+    )
+    body = "".join(
+        f'<tr><td>{_badge(r["head"], r["head_label"], colors)}</td><td><b>{r["label"]}</b></td>'
+        f'<td>{_badge(r["tail"], r["tail_label"], colors)}</td><td style="text-align: right">'
+        f'{r["score"]:.2f}</td></tr>'
+        for r in rows
+    )
+    return (
+        '<table class="relations" style="border-collapse: collapse; margin-top: 1rem">'
+        "<thead><tr><th>head</th><th>label</th><th>tail</th><th>score</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+PAGE_STYLE = """<style>
+table.relations th, table.relations td {
+  padding: 0.3rem 0.8rem; border-bottom: 1px solid #ddd; text-align: left;
+}
+table.relations th { font-size: 0.85em; text-transform: uppercase; color: #555; }
+.arcs svg { display: block; }
+</style>"""
 
 
 def doc_to_attention_html(doc: Doc, top_k: int = 3) -> str:
@@ -503,21 +778,80 @@ def render_html(
     options: Optional[Dict[str, Any]] = None,
     below: Optional[List[str]] = None,
 ) -> str:
-    """One HTML page with one displaCy ``dep`` figure per parse (see `doc_to_displacy`), each
-    followed, inside its figure, by the HTML of `below` at the same index (e.g. from
-    `doc_to_attention_html`; "" for nothing). displaCy's own page and figure templates."""
+    """One HTML page with one figure per parse (see `doc_to_displacy`), each holding, top to
+    bottom: the title; the entities, nested ones included, coloured by label (displaCy's
+    ``span`` style, which wraps with the page); the relation arcs (displaCy's ``dep`` style,
+    compact, one SVG per row of at most ``HTML_MAX_WIDTH`` px (see `_rows`), word tags coloured
+    by label); the table of relations (head, label, tail, score); then the HTML of `below` at
+    the same index (e.g. from `doc_to_attention_html`; "" for nothing). displaCy's own page and
+    figure templates; one colour per entity label across the page (`label_colors`).
+
+    options (Optional[Dict[str, Any]]): extra displaCy ``dep`` options (they override the
+        compact layout's ``compact``, ``distance`` and ``offset_x``).
+    RAISES (ValueError): if `below` and `parses` differ in length.
+    """
     below = below if below is not None else [""] * len(parses)
     if len(below) != len(parses):
         raise ValueError(f"render_html: {len(parses)} parses but {len(below)} 'below' entries")
+    labels = [w["tag"] for p in parses for w in p["words"] if w["tag"]]
+    labels += [s["label"] for p in parses for s in p.get("spans", {}).get("spans", [])]
+    labels += [
+        rel[key]
+        for p in parses
+        for rel in p.get("relations", [])
+        for key in ("head_label", "tail_label")
+    ]
+    colors = label_colors(labels)
     figures = []
     for parse, extra in zip(parses, below):
-        svg = displacy.render(
-            parse, style="dep", manual=True, page=False, jupyter=False, options=options or {}
-        )
-        figures.append(TPL_FIGURE.format(content=svg + extra))
+        title = parse.get("title")
+        content = TPL_TITLE.format(title=title) if title else ""
+        spans = parse.get("spans")
+        if spans and spans["spans"]:
+            for chunk in _span_chunks(spans["tokens"], spans["spans"]):
+                content += displacy.render(
+                    {**chunk, "settings": parse.get("settings", {})},
+                    style="span",
+                    manual=True,
+                    page=False,
+                    jupyter=False,
+                    options={"colors": colors},
+                )
+        svgs = []
+        default_rows = [{"start": 0, "end": len(parse["words"]), "distance": HTML_MIN_DISTANCE}]
+        layouts = parse.get("rows") or default_rows
+        row_starts = [layout["start"] for layout in layouts]
+        arcs_of_row: Dict[int, List[Dict[str, Any]]] = {}
+        for arc in parse["arcs"]:
+            arcs_of_row.setdefault(bisect_right(row_starts, arc["start"]) - 1, []).append(arc)
+        for k, layout in enumerate(layouts):
+            first, end, distance = layout["start"], layout["end"], layout["distance"]
+            dep_options = {
+                "compact": True,
+                "distance": distance,
+                "offset_x": distance // 2,
+                "word_spacing": HTML_WORD_SPACING,
+                **(options or {}),
+            }
+            row = {
+                "words": parse["words"][first:end],
+                "arcs": [
+                    {**arc, "start": arc["start"] - first, "end": arc["end"] - first}
+                    for arc in arcs_of_row.get(k, [])
+                    if arc["end"] < end
+                ],
+                "settings": parse.get("settings", {}),
+            }
+            svg = displacy.render(
+                row, style="dep", manual=True, page=False, jupyter=False, options=dep_options
+            )
+            svgs.append(_fit_width(_color_tags(svg, colors), HTML_MAX_WIDTH))
+        content += '<div class="arcs">' + "".join(svgs) + "</div>"
+        content += relations_table(parse, colors)
+        figures.append(TPL_FIGURE.format(content=content + extra))
     settings = parses[0].get("settings", {}) if parses else {}
     return TPL_PAGE.format(
-        content="".join(figures),
+        content=PAGE_STYLE + "".join(figures),
         lang=settings.get("lang", "en"),
         dir=settings.get("direction", "ltr"),
     ).strip()  # as displacy.render
@@ -778,6 +1112,12 @@ def extract_cli(
         n_docs = count_documents(input_path, paragraphs=paragraphs)
     except InputError as err:
         _fail("Cannot read the input; nothing was written", str(err))
+    if n_docs == 0:
+        _say(
+            "warn",
+            f"{input_path} holds no documents (an empty file, or only blank lines): the output "
+            "will be empty",
+        )
     if gpu_id >= 0:
         try:
             spacy.require_gpu(gpu_id)
@@ -846,8 +1186,9 @@ def extract_cli(
         if summary.n_skipped_arcs:
             _say(
                 "warn",
-                f"{summary.n_skipped_arcs} relations not drawn: their head and tail overlap or "
-                "merge into one word",
+                f"{summary.n_skipped_arcs} relations not drawn as arcs: their head and tail "
+                "overlap or merge into one word, or the arc is wider than a row; the table "
+                "under each document lists every relation",
             )
 
 

@@ -11,7 +11,8 @@ them to a ``.spacy`` file. For CoNLL IOB NER data, use spaCy's own ``spacy conve
 """
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Tuple, Union
+from functools import partial
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -23,7 +24,14 @@ from .label_studio import label_studio_to_docs
 from .prodigy import prodigy_to_docs
 from .semeval import semeval_to_docs
 from .spert import spert_to_docs
-from .util import ConversionError, ConversionSummary, check, check_label, write_docbin
+from .util import (
+    ConversionError,
+    ConversionSummary,
+    check,
+    check_label,
+    write_docbin,
+    write_types_sidecar,
+)
 
 Converter = Callable[[Path, Language, ConversionSummary], Iterator[Doc]]
 
@@ -58,6 +66,7 @@ def convert_file(
     *,
     lang: str = "en",
     span_key: str = "entities",
+    types_path: Optional[Union[str, Path]] = None,
 ) -> Tuple[List[Doc], ConversionSummary]:
     """Convert a corpus file (or, for brat, a directory) to Docs with entities and relations.
 
@@ -66,6 +75,8 @@ def convert_file(
         (Label Studio's JSON export), "doccano" (doccano's JSONL export).
     lang: the language whose blank tokenizer and vocab build the Docs.
     span_key: the ``doc.spans`` key that holds all the entities.
+    types_path: "spert" only: the dataset's ``*_types.json`` (default: the one beside the
+        input, if any), read for its symmetric relation labels (see ``spert_to_docs``).
     RETURNS: the Docs in input order, and the summary of what was converted, skipped, changed.
     RAISES (ConversionError): for an unknown format or language, a missing input, and any
         malformed input; the message names the file, the record and the problem.
@@ -81,7 +92,16 @@ def convert_file(
     check_label(span_key, input_path, "", "span_key")
     nlp = _blank(lang, input_path)
     summary = ConversionSummary(fmt=fmt, span_key=span_key)
-    docs = list(CONVERTERS[fmt](input_path, nlp, summary))
+    converter = CONVERTERS[fmt]
+    if types_path is not None:
+        check(
+            fmt == "spert",
+            types_path,
+            "",
+            f"a types file is read for the spert format only, not {fmt!r}",
+        )
+        converter = partial(spert_to_docs, types_path=Path(types_path))
+    docs = list(converter(input_path, nlp, summary))
     return docs, summary
 
 
@@ -92,8 +112,11 @@ def convert(
     *,
     lang: str = "en",
     span_key: str = "entities",
+    types_path: Optional[Union[str, Path]] = None,
 ) -> ConversionSummary:
-    """Convert `input_path` (see :func:`convert_file`) and write the Docs to `output_path`.
+    """Convert `input_path` (see :func:`convert_file`) and write the Docs to `output_path`,
+    and, when a relation types file was read, its symmetric labels beside it (see
+    :func:`.util.write_types_sidecar`: ``train.types.json`` for ``train.spacy``).
 
     The output is written atomically (see :func:`write_docbin`): on any error no new file
     exists at `output_path`, and a file already there is left untouched.
@@ -102,8 +125,11 @@ def convert(
     """
     output_path = Path(output_path)
     check(not output_path.is_dir(), output_path, "", "the output path is a directory")
-    docs, summary = convert_file(input_path, fmt, lang=lang, span_key=span_key)
+    docs, summary = convert_file(
+        input_path, fmt, lang=lang, span_key=span_key, types_path=types_path
+    )
     write_docbin(docs, output_path)
+    write_types_sidecar(summary, output_path)
     return summary
 
 

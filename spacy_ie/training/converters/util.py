@@ -11,12 +11,14 @@ the parts all formats share:
   relations into ``doc._.relations``;
 - :func:`write_docbin`: write a DocBin atomically (no partial output file, ever).
 """
+import json
 import os
+import shlex
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, List, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
@@ -59,6 +61,9 @@ class ConversionSummary:
     changed: reason -> count of output items that differ from the input.
     notes: reason -> count of items kept as given that are worth knowing about (e.g.
         overlapping entities that are in ``doc.spans[span_key]`` but not in ``doc.ents``).
+    types_path: the relation types file read (SpERT ``*_types.json``), or None.
+    symmetric_labels: the relation labels that file marks symmetric (train them with
+        ``symmetric_labels``; see :attr:`symmetric_override`).
     """
 
     fmt: str
@@ -70,6 +75,16 @@ class ConversionSummary:
     skipped: Counter = field(default_factory=Counter)
     changed: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    types_path: Optional[str] = None
+    symmetric_labels: List[str] = field(default_factory=list)
+
+    @property
+    def symmetric_override(self) -> str:
+        """The ``spacy train`` override that makes the relation_extractor treat the symmetric
+        labels as symmetric, e.g. ``--components.relation_extractor.symmetric_labels
+        '["Binds"]'`` (a JSON list, quoted for a POSIX shell)."""
+        value = json.dumps(sorted(self.symmetric_labels), ensure_ascii=False)
+        return f"--components.relation_extractor.symmetric_labels {shlex.quote(value)}"
 
     @property
     def n_entities(self) -> int:
@@ -84,7 +99,7 @@ class ConversionSummary:
         return (
             f"entities overlapping another entity, not in doc.ents (all entities are kept in "
             f"doc.spans[{self.span_key!r}]; a relation_extractor reads them with "
-            f"span_source = {self.span_key!r})"
+            f"spans_key = {self.span_key!r})"
         )
 
 
@@ -300,6 +315,42 @@ def write_docbin(docs: Iterable[Doc], output_path: Union[str, Path]) -> Path:
             pass
         raise
     return output_path
+
+
+def types_sidecar_path(output_path: Union[str, Path]) -> Path:
+    """Where :func:`write_types_sidecar` writes for `output_path`: ``train.spacy`` ->
+    ``train.types.json`` beside it."""
+    output_path = Path(output_path)
+    return output_path.with_name(output_path.stem + ".types.json")
+
+
+def write_types_sidecar(
+    summary: ConversionSummary, output_path: Union[str, Path]
+) -> Optional[Path]:
+    """Record the relation types of a conversion beside its DocBin, for training configs.
+
+    When the conversion read a types file (``summary.types_path``), write
+    ``{"types_file", "relation_labels", "symmetric_labels", "override"}`` as JSON to
+    :func:`types_sidecar_path` (``train.types.json`` for ``train.spacy``): the labels seen in
+    the data, those the types file marks symmetric, and the ``spacy train`` override that
+    configures them (``--components.relation_extractor.symmetric_labels '[...]'``). Without a
+    types file, remove a sidecar left there by an earlier conversion, so that none is stale.
+
+    RETURNS (Optional[Path]): the file written, or None.
+    """
+    path = types_sidecar_path(output_path)
+    if summary.types_path is None:
+        path.unlink(missing_ok=True)
+        return None
+    data: Dict[str, Any] = {
+        "types_file": summary.types_path,
+        "relation_labels": sorted(summary.relation_labels),
+        "symmetric_labels": sorted(summary.symmetric_labels),
+        "override": summary.symmetric_override,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+    return path
 
 
 def get_list(record: dict, key: str, path: Path, location: str, *, required: bool) -> list:
