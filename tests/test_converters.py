@@ -369,7 +369,7 @@ def test_brat(brat_dir, tmp_path):
 def test_brat_single_file_and_trimming(tmp_path):
     (tmp_path / "x.txt").write_bytes(b"Hello  Ada Lovelace\r\nbye")
     (tmp_path / "x.ann").write_text("T1\tPER 6 19\tAda Lovelace\nR1\tSelf Arg1:T1 Arg2:T1\n")
-    (doc,), summary = convert_file(tmp_path / "x.ann", "brat", span_key="gold")
+    (doc,), summary = convert_file(tmp_path / "x.ann", "brat", spans_key="gold")
     assert doc.text == "Hello  Ada Lovelace\r\nbye"
     assert [s.text for s in doc.spans["gold"]] == ["Ada Lovelace"]
     assert summary.changed == Counter({"entity offsets trimmed of surrounding whitespace": 1})

@@ -118,6 +118,7 @@ def test_evaluate_handles_spancat(nested_pipeline, nested_corpus, tmp_path):
     assert views["gold_entities"]["disabled"][:1] == ["spancat"]
     assert "spancat" not in views["end_to_end"]["disabled"]
     assert 0.0 <= metrics["ner"]["spans_entities_f"] <= 1.0
+    assert "Entities, spans_entities" in result.output  # spancat's scores are printed too
     for view in views.values():
         assert 0.0 <= view["scores"]["rel_micro_f"] <= 1.0
     # On gold entities every gold relation's pair is a candidate: recall is not capped by spancat.

@@ -33,8 +33,11 @@ def convert_cli(
     lang: Annotated[
         str, typer.Option("--lang", "-l", help="Language of the blank tokenizer and vocab.")
     ] = "en",
-    span_key: Annotated[
-        str, typer.Option("--span-key", "-k", help="doc.spans key that holds all entities.")
+    spans_key: Annotated[
+        str, typer.Option(
+            "--spans-key", "--span-key", "-k",
+            help="doc.spans key that holds all entities (the relation_extractor's spans_key).",
+        )
     ] = "entities",
     types_path: Annotated[
         Optional[Path],
@@ -53,7 +56,7 @@ def convert_cli(
     """
     try:
         summary = convert(
-            input_path, output_path, fmt, lang=lang, span_key=span_key, types_path=types_path
+            input_path, output_path, fmt, lang=lang, spans_key=spans_key, types_path=types_path
         )
     except ConversionError as err:
         msg.fail("Conversion failed; nothing was written", str(err), exits=1)

@@ -533,17 +533,19 @@ def _pct(value: float) -> str:
 def print_results(results: Dict[str, Any]) -> None:
     """Print the NER scores, each view's relation scores and the best thresholds as tables."""
     msg.divider(f"Evaluation of {results.get('model', 'the pipeline')} ({results['n_docs']} docs)")
-    ner = results.get("ner")
-    if ner and "ents_f" in ner:
-        msg.text("NER (spaCy's scorer)")
+    ner = results.get("ner") or {}
+    # ner's doc.ents scores ("ents_*") and spancat's span-group scores ("spans_{key}_*")
+    prefixes = [k[: -len("_f")] for k in sorted(ner) if k == "ents_f" or (k.startswith("spans_") and k.endswith("_f"))]
+    for prefix in prefixes:
+        msg.text(f"Entities, {prefix} (spaCy's scorer)")
         msg.table(
-            [("Precision", _pct(ner["ents_p"])), ("Recall", _pct(ner["ents_r"])),
-             ("F-score", _pct(ner["ents_f"]))],
+            [("Precision", _pct(ner[f"{prefix}_p"])), ("Recall", _pct(ner[f"{prefix}_r"])),
+             ("F-score", _pct(ner[f"{prefix}_f"]))],
             aligns=("l", "r"),
         )
         per_type = [
             (label, _pct(s["p"]), _pct(s["r"]), _pct(s["f"]))
-            for label, s in sorted((ner.get("ents_per_type") or {}).items())
+            for label, s in sorted((ner.get(f"{prefix}_per_type") or {}).items())
         ]
         if per_type:
             header = ("Entity", "P", "R", "F")

@@ -41,14 +41,14 @@ RELATIONS = (
 DIRECTED_LABELS = tuple(f"{r}({d})" for r in RELATIONS for d in ("e1,e2", "e2,e1")) + (OTHER,)
 
 
-def directed_label(doc: Doc, span_key: str = "entities") -> str:
+def directed_label(doc: Doc, spans_key: str = "entities") -> str:
     """The SemEval label of a converted Doc: ``Other`` without a relation, else
     ``L(e1,e2)`` when the head is the first nominal (e1) and ``L(e2,e1)`` otherwise."""
     if not doc._.relations:
         return OTHER
-    if len(doc._.relations) != 1 or len(doc.spans[span_key]) != 2:
+    if len(doc._.relations) != 1 or len(doc.spans[spans_key]) != 2:
         raise ValueError(f"expected 2 nominals and at most 1 relation: {doc.text!r:.80}")
-    e1 = doc.spans[span_key][0]
+    e1 = doc.spans[spans_key][0]
     rel = doc._.relations[0]
     head_is_e1 = (rel.head.start_char, rel.head.end_char) == (e1.start_char, e1.end_char)
     return f"{rel.label}({'e1,e2' if head_is_e1 else 'e2,e1'})"

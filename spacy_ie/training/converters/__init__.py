@@ -2,7 +2,7 @@
 with gold relations.
 
 Each converter turns one input format into Docs whose entities are in
-``doc.spans[span_key]`` (all of them) and ``doc.ents`` (the non-overlapping ones), and whose
+``doc.spans[spans_key]`` (all of them) and ``doc.ents`` (the non-overlapping ones), and whose
 gold relations are in ``doc._.relations`` (score 1.0). ``python -m spacy_ie convert`` writes
 them to a ``.spacy`` file. For CoNLL IOB NER data, use spaCy's own ``spacy convert``.
 
@@ -65,7 +65,7 @@ def convert_file(
     fmt: str,
     *,
     lang: str = "en",
-    span_key: str = "entities",
+    spans_key: str = "entities",
     types_path: Optional[Union[str, Path]] = None,
 ) -> Tuple[List[Doc], ConversionSummary]:
     """Convert a corpus file (or, for brat, a directory) to Docs with entities and relations.
@@ -74,7 +74,7 @@ def convert_file(
     fmt: one of ``CONVERTERS``: "spert", "prodigy", "semeval", "brat", "label-studio"
         (Label Studio's JSON export), "doccano" (doccano's JSONL export).
     lang: the language whose blank tokenizer and vocab build the Docs.
-    span_key: the ``doc.spans`` key that holds all the entities.
+    spans_key: the ``doc.spans`` key that holds all the entities.
     types_path: "spert" only: the dataset's ``*_types.json`` (default: the one beside the
         input, if any), read for its symmetric relation labels (see ``spert_to_docs``).
     RETURNS: the Docs in input order, and the summary of what was converted, skipped, changed.
@@ -89,9 +89,9 @@ def convert_file(
         f"unknown format {fmt!r}; choose one of {', '.join(CONVERTERS)}",
     )
     check(input_path.exists(), input_path, "", "no such file or directory")
-    check_label(span_key, input_path, "", "span_key")
+    check_label(spans_key, input_path, "", "spans_key")
     nlp = _blank(lang, input_path)
-    summary = ConversionSummary(fmt=fmt, span_key=span_key)
+    summary = ConversionSummary(fmt=fmt, spans_key=spans_key)
     converter = CONVERTERS[fmt]
     if types_path is not None:
         check(
@@ -111,7 +111,7 @@ def convert(
     fmt: str,
     *,
     lang: str = "en",
-    span_key: str = "entities",
+    spans_key: str = "entities",
     types_path: Optional[Union[str, Path]] = None,
 ) -> ConversionSummary:
     """Convert `input_path` (see :func:`convert_file`) and write the Docs to `output_path`,
@@ -126,7 +126,7 @@ def convert(
     output_path = Path(output_path)
     check(not output_path.is_dir(), output_path, "", "the output path is a directory")
     docs, summary = convert_file(
-        input_path, fmt, lang=lang, span_key=span_key, types_path=types_path
+        input_path, fmt, lang=lang, spans_key=spans_key, types_path=types_path
     )
     write_docbin(docs, output_path)
     write_types_sidecar(summary, output_path)

@@ -6,7 +6,7 @@ the parts all formats share:
 
 - :func:`doc_from_text`: tokenize a raw text so that given character offsets (entity
   boundaries) are always token boundaries, for formats without tokens (SemEval, brat);
-- :func:`annotate_doc`: put the entities into ``doc.spans[span_key]`` (all of them) and
+- :func:`annotate_doc`: put the entities into ``doc.spans[spans_key]`` (all of them) and
   ``doc.ents`` (those that do not overlap, chosen by :func:`spacy.util.filter_spans`), and the
   relations into ``doc._.relations``;
 - :func:`write_docbin`: write a DocBin atomically (no partial output file, ever).
@@ -60,14 +60,14 @@ class ConversionSummary:
     skipped: reason -> count of input items that are not in the output.
     changed: reason -> count of output items that differ from the input.
     notes: reason -> count of items kept as given that are worth knowing about (e.g.
-        overlapping entities that are in ``doc.spans[span_key]`` but not in ``doc.ents``).
+        overlapping entities that are in ``doc.spans[spans_key]`` but not in ``doc.ents``).
     types_path: the relation types file read (SpERT ``*_types.json``), or None.
     symmetric_labels: the relation labels that file marks symmetric (train them with
         ``symmetric_labels``; see :attr:`symmetric_override`).
     """
 
     fmt: str
-    span_key: str = "entities"
+    spans_key: str = "entities"
     n_docs: int = 0
     n_tokens: int = 0
     entity_labels: Counter = field(default_factory=Counter)
@@ -98,8 +98,8 @@ class ConversionSummary:
     def not_in_ents_reason(self) -> str:
         return (
             f"entities overlapping another entity, not in doc.ents (all entities are kept in "
-            f"doc.spans[{self.span_key!r}]; a relation_extractor reads them with "
-            f"spans_key = {self.span_key!r})"
+            f"doc.spans[{self.spans_key!r}]; a relation_extractor reads them with "
+            f"spans_key = {self.spans_key!r})"
         )
 
 
@@ -250,7 +250,7 @@ def annotate_doc(
 ) -> Doc:
     """Set the gold entities and relations on `doc` and count them in `summary`.
 
-    All entities go into ``doc.spans[summary.span_key]`` (identical duplicates are merged and
+    All entities go into ``doc.spans[summary.spans_key]`` (identical duplicates are merged and
     counted); ``doc.ents`` gets :func:`spacy.util.filter_spans` of them (the others are counted
     as overlapping). Relations go into ``doc._.relations`` with score 1.0, in the order given,
     duplicates included (counted as a note). Every offset must already be valid for `doc`.
@@ -261,7 +261,7 @@ def annotate_doc(
             entities
         ) - len(unique)
     spans = [Span(doc, start, end, label=label) for start, end, label in unique]
-    doc.spans[summary.span_key] = spans
+    doc.spans[summary.spans_key] = spans
     ents = filter_spans(spans)
     doc.ents = ents
     if len(ents) < len(spans):
