@@ -34,7 +34,6 @@ with an annotation: cancelled annotations (``was_cancelled``) do not count; of s
 annotation (e.g. only ``predictions``, not yet corrected) are skipped and counted. Result types
 other than ``labels`` and ``relation`` (choices, text areas, ...) are skipped and counted.
 """
-import json
 from pathlib import Path
 from typing import Dict, Hashable, Iterator, List, Optional, Tuple
 
@@ -44,12 +43,11 @@ from spacy.tokens import Doc
 from .char_offsets import char_annotations_to_doc, char_entity
 from .util import (
     CharEntity,
-    ConversionError,
     ConversionSummary,
     check,
     check_label,
     get_list,
-    read_text,
+    read_json,
 )
 
 DIRECTIONS = ("right", "left", "bi")
@@ -64,14 +62,7 @@ def label_studio_to_docs(path: Path, nlp: Language, summary: ConversionSummary) 
         ``to_id`` is not the id of a labeled region of the same annotation, an unknown
         ``direction``. The location names the task (its index in the array and its ``id``).
     """
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise ConversionError(
-            path, f"line {err.lineno}, column {err.colno}", f"malformed JSON: {err.msg}"
-        ) from None
-    except RecursionError:
-        raise ConversionError(path, "", "malformed JSON: nested too deeply") from None
+    data = read_json(path)
     if isinstance(data, dict) and "data" in data:
         data = [data]  # one task, as Label Studio also imports
     check(

@@ -27,7 +27,6 @@ occurs before tail in sentence"), a symmetric relation whose head comes after it
 with head and tail swapped, which is also the direction the relation_extractor writes for a
 symmetric label (the earlier span as head); the swaps are counted in the summary.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Iterator, List, Optional
@@ -46,7 +45,7 @@ from .util import (
     get_list,
     is_int,
     make_doc_from_words,
-    read_text,
+    read_json,
 )
 
 
@@ -92,14 +91,7 @@ def read_types(path: Path) -> SpertTypes:
     RAISES (ConversionError): naming `path`, if the file cannot be read, is not JSON, or lacks
         a ``"relations"`` object of objects, or a ``"symmetric"`` flag is not a boolean.
     """
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise ConversionError(
-            path, f"line {err.lineno}, column {err.colno}", f"malformed JSON: {err.msg}"
-        ) from None
-    except RecursionError:
-        raise ConversionError(path, "", "malformed JSON: nested too deeply") from None
+    data = read_json(path)
     check(
         isinstance(data, dict),
         path,
@@ -164,14 +156,7 @@ def spert_to_docs(
         summary.types_path = str(types.path)
         summary.symmetric_labels = list(types.symmetric_labels)
     symmetric = set(types.symmetric_labels) if types is not None else set()
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise ConversionError(
-            path, f"line {err.lineno}, column {err.colno}", f"malformed JSON: {err.msg}"
-        ) from None
-    except RecursionError:
-        raise ConversionError(path, "", "malformed JSON: nested too deeply") from None
+    data = read_json(path)
     check(
         isinstance(data, list),
         path,

@@ -154,6 +154,22 @@ def read_text(path: Path, *, keep_newlines: bool = False) -> str:
         raise ConversionError(path, "", f"cannot read the file: {err.strerror or err}") from None
 
 
+def read_json(path: Path) -> Any:
+    """Read and parse a UTF-8 JSON file (`read_text`, then `json.loads`).
+
+    RAISES (ConversionError): naming `path` (and the line and column), if the file cannot be
+        read, is not valid UTF-8 or is not JSON.
+    """
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise ConversionError(
+            path, f"line {err.lineno}, column {err.colno}", f"malformed JSON: {err.msg}"
+        ) from None
+    except RecursionError:
+        raise ConversionError(path, "", "malformed JSON: nested too deeply") from None
+
+
 def make_doc_from_words(
     nlp: Language, words: Sequence[str], spaces: Sequence[bool], path: Path, location: str
 ) -> Doc:
