@@ -181,6 +181,11 @@ def set_relations(doc: Doc, value: Optional[Iterable[RelationLike]]) -> None:
     doc.user_data[USER_DATA_KEY] = _to_records(doc, value)
 
 
+def relation_count(doc: Doc) -> int:
+    """The number of relations stored on `doc`, without building their Spans (O(1))."""
+    return len(doc.user_data.get(USER_DATA_KEY, ()))
+
+
 def get_relations_data(doc: Doc) -> List[Dict[str, Any]]:
     """Getter of ``doc._.relations_data``: a copy of the stored plain-type records
     (JSON-serializable; see `Relation.to_dict`)."""

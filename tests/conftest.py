@@ -10,13 +10,30 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 
 
-def load_benchmark(name: str) -> ModuleType:
-    """Import the script benchmarks/NAME.py as a module, from its file (no sys.path change).
-    Data preparation lives in `spacy_ie.datasets`; the scripts only measure."""
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS_DIR / f"{name}.py")
+def load_script(path: Path, name: str) -> ModuleType:
+    """Import the script at `path` as the module `name`, from its file (no sys.path change)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import the script benchmarks/NAME.py as a module. Data preparation lives in
+    `spacy_ie.datasets`; the scripts only measure."""
+    return load_script(BENCHMARKS_DIR / f"{name}.py", f"benchmarks_{name}")
+
+
+def convert_corpus(directory: Path, out: Path) -> dict:
+    """The Prodigy JSONL splits ``DIRECTORY/{train,dev,test}.jsonl`` converted to DocBins in
+    `out`: {split: path}."""
+    from spacy_ie.training.converters import convert
+
+    paths = {}
+    for split in ("train", "dev", "test"):
+        paths[split] = out / f"{split}.spacy"
+        convert(directory / f"{split}.jsonl", paths[split], "prodigy")
+    return paths
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +62,7 @@ SMALL_OVERRIDES = {
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory) -> dict:
     """The demo corpus (assets/demo, Prodigy JSONL) converted to DocBins: {split: path}."""
-    from spacy_ie.training.converters import convert
-
-    out = tmp_path_factory.mktemp("demo_corpus")
-    paths = {}
-    for split in ("train", "dev", "test"):
-        paths[split] = out / f"{split}.spacy"
-        convert(DEMO_DIR / f"{split}.jsonl", paths[split], "prodigy")
-    return paths
+    return convert_corpus(DEMO_DIR, tmp_path_factory.mktemp("demo_corpus"))
 
 
 @pytest.fixture(scope="session")

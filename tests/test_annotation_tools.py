@@ -13,7 +13,6 @@ Where the inputs come from:
   that loop when $SPACY_IE_DOCCANO names doccano's venv.
 - the inline exports below follow each tool's documented schema (edge cases the fixtures lack).
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, DocBin, Span
 from typer.testing import CliRunner
+
+from conftest import load_script
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
@@ -490,10 +491,7 @@ def test_real_doccano_export():
 
 
 def load_roundtrip_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, INTEGRATION_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(INTEGRATION_DIR / f"{name}.py", name)
 
 
 @pytest.mark.skipif(

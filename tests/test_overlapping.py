@@ -16,9 +16,8 @@ from spacy.tokens import Doc, DocBin, Span
 from thinc.api import fix_random_seed
 from typer.testing import CliRunner
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, convert_corpus
 from spacy_ie.cli import app
-from spacy_ie.training.converters import convert
 
 NESTED_DIR = REPO_ROOT / "assets" / "nested"
 CONFIG = REPO_ROOT / "configs" / "spancat_rel_tok2vec.cfg"
@@ -53,12 +52,7 @@ def overlap(a: Span, b: Span) -> bool:
 
 @pytest.fixture(scope="module")
 def nested_corpus(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("nested_corpus")
-    paths = {}
-    for split in ("train", "dev", "test"):
-        paths[split] = out / f"{split}.spacy"
-        convert(NESTED_DIR / f"{split}.jsonl", paths[split], "prodigy")
-    return paths
+    return convert_corpus(NESTED_DIR, tmp_path_factory.mktemp("nested_corpus"))
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import (
-    Annotated, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, TextIO, Tuple,
-    Union,
+    Annotated, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Sequence, TextIO,
+    Tuple, Union,
 )
 from xml.sax.saxutils import quoteattr
 
@@ -42,7 +42,7 @@ from wasabi import msg
 
 from ..pipeline.textcat_attention import ATTENTION_ATTR
 from ..pipeline.textcat_attention import register_extension as register_attention_extension
-from ..relations import register_extensions
+from ..relations import Relation, register_extensions, relation_count
 from ._app import app
 from ._util import PipelineLoadError, check_pipeline_config, load_pipeline
 
@@ -200,11 +200,11 @@ def doc_to_record(doc: Doc, meta: Optional[Dict[str, Any]] = None) -> Dict[str, 
 OUTPUT_FORMATS = ("jsonl", "label-studio", "doccano")
 
 
-def _predicted_spans(doc: Doc) -> List[Span]:
-    """doc.ents, then the relation arguments not among them (e.g. from a span group), without
-    duplicates (same characters and label), in text order."""
+def _predicted_spans(doc: Doc, relations: Sequence[Relation]) -> List[Span]:
+    """doc.ents, then the arguments of `relations` (the Doc's) not among them (e.g. from a span
+    group), without duplicates (same characters and label), in text order."""
     spans: Dict[Tuple[int, int, str], Span] = {}
-    for span in list(doc.ents) + [s for rel in doc._.relations for s in (rel.head, rel.tail)]:
+    for span in list(doc.ents) + [s for rel in relations for s in (rel.head, rel.tail)]:
         spans.setdefault((span.start_char, span.end_char, span.label_), span)
     return [spans[key] for key in sorted(spans)]
 
@@ -237,9 +237,10 @@ def doc_to_label_studio(
         labeling config (see `label_studio_config`).
     Source: https://labelstud.io/guide/predictions and https://labelstud.io/guide/task_format.
     """
+    relations = doc._.relations  # built once: each read makes new Spans
     region_ids: Dict[Tuple[int, int, str], str] = {}
     result: List[Dict[str, Any]] = []
-    for span in _predicted_spans(doc):
+    for span in _predicted_spans(doc, relations):
         key = (span.start_char, span.end_char, span.label_)
         region_ids[key] = f"e{len(region_ids)}"
         result.append(
@@ -257,7 +258,7 @@ def doc_to_label_studio(
             }
         )
     scores = []
-    for rel in doc._.relations:
+    for rel in relations:
         score = round(float(rel.score), 4)
         scores.append(score)
         result.append(
@@ -294,33 +295,33 @@ def doc_to_doccano(
     Source: https://doccano.github.io/doccano/tutorial/#import-dataset ("Sequence Labeling"
     with relations).
     """
+    relations = doc._.relations  # built once: each read makes new Spans
     entity_ids: Dict[Tuple[int, int, str], int] = {}
     entities = []
-    for span in _predicted_spans(doc):
+    for span in _predicted_spans(doc, relations):
         key = (span.start_char, span.end_char, span.label_)
         entity_ids[key] = len(entity_ids)
         entities.append(
             {"id": entity_ids[key], "label": span.label_, "start_offset": span.start_char,
              "end_offset": span.end_char}
         )  # fmt: skip
-    relations = []
-    for i, rel in enumerate(doc._.relations):
-        relations.append(
-            {
-                "id": i,
-                "from_id": entity_ids[(rel.head.start_char, rel.head.end_char, rel.head.label_)],
-                "to_id": entity_ids[(rel.tail.start_char, rel.tail.end_char, rel.tail.label_)],
-                "type": rel.label,
-            }
-        )
+    records = [
+        {
+            "id": i,
+            "from_id": entity_ids[(rel.head.start_char, rel.head.end_char, rel.head.label_)],
+            "to_id": entity_ids[(rel.tail.start_char, rel.tail.end_char, rel.tail.label_)],
+            "type": rel.label,
+        }
+        for i, rel in enumerate(relations)
+    ]
     return {
         **(meta or {}),
         "text": doc.text,
         "entities": entities,
-        "relations": relations,
+        "relations": records,
         "spacy_ie": {
             "model_version": model_version,
-            "relation_scores": [round(float(rel.score), 4) for rel in doc._.relations],
+            "relation_scores": [round(float(rel.score), 4) for rel in relations],
         },
     }
 
@@ -925,7 +926,7 @@ def extract(
         summary.n_docs += 1
         summary.n_words += sum(1 for token in doc if not token.is_space)
         summary.n_entities += len(doc.ents)
-        summary.n_relations += len(doc._.relations)
+        summary.n_relations += relation_count(doc)
         if progress is not None:
             progress(1)
     if as_array:

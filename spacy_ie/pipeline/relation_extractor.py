@@ -163,9 +163,10 @@ def decide(
     symmetric_any = symmetric is not None and bool(symmetric.any())
     # (the reverse direction of each pair: only the symmetric and one-per-pair steps need it)
     needs_reverse = n_pairs and (symmetric_any or one_relation_per_pair)
-    reverse = _reverse_rows(predictions.candidates) if needs_reverse else rows
+    pairs = predictions.candidates.global_pairs if needs_reverse else None
+    reverse = _reverse_rows(pairs) if needs_reverse else rows
     if symmetric_any and n_pairs:
-        spans = predictions.candidates.spans[predictions.candidates.global_pairs]  # (n, 2, 2)
+        spans = predictions.candidates.spans[pairs]  # (n_pairs, 2 (head, tail), 2 (start, end))
         heads, tails = spans[:, 0], spans[:, 1]
         later = (heads[:, 0] > tails[:, 0]) | ((heads[:, 0] == tails[:, 0]) & (heads[:, 1] > tails[:, 1]))
         probs = probs.copy()
@@ -184,11 +185,11 @@ def decide(
     return Decisions(keep, probs)
 
 
-def _reverse_rows(candidates: Candidates) -> numpy.ndarray:
-    """(n_pairs,) the row of each pair's reverse direction (tail, head), or the row itself when
-    that direction is not a candidate. Vectorized: a sorted search over pair keys."""
-    pairs = candidates.global_pairs
-    n_spans = max(int(candidates.span_lengths.sum()), 1)
+def _reverse_rows(pairs: numpy.ndarray) -> numpy.ndarray:
+    """(n_pairs,) for `pairs` (n_pairs, 2) of (head, tail) rows into a batch's spans, the row of
+    each pair's reverse direction (tail, head), or the row itself when that direction is not a
+    candidate. Vectorized: a sorted search over pair keys."""
+    n_spans = int(pairs.max()) + 1
     keys = pairs[:, 0] * n_spans + pairs[:, 1]
     order = numpy.argsort(keys)
     wanted = pairs[:, 1] * n_spans + pairs[:, 0]

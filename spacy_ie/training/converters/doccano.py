@@ -16,7 +16,6 @@ read too (no relations). Entity offsets that include surrounding whitespace are 
 (counted). Other fields (``id``, ``Comments``, metadata) are ignored. One Doc per non-blank
 line.
 """
-import json
 from pathlib import Path
 from typing import Dict, Hashable, Iterator, List, Tuple
 
@@ -26,12 +25,11 @@ from spacy.tokens import Doc
 from .char_offsets import char_annotations_to_doc, char_entity
 from .util import (
     CharEntity,
-    ConversionError,
     ConversionSummary,
     check,
     check_label,
     get_list,
-    read_text,
+    read_jsonl,
 )
 
 
@@ -44,18 +42,7 @@ def doccano_to_docs(path: Path, nlp: Language, summary: ConversionSummary) -> It
         entity id of the same line or whose ``type`` is not a label. The location names the
         line (and the record's ``id``).
     """
-    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        loc = f"line {line_no}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            problem = f"malformed JSON: {err.msg} (column {err.colno})"
-            raise ConversionError(path, loc, problem) from None
-        except RecursionError:
-            raise ConversionError(path, loc, "malformed JSON: nested too deeply") from None
-        check(isinstance(record, dict), path, loc, f"expected a JSON object, got {record!r:.80}")
+    for loc, record in read_jsonl(path):
         if "id" in record:
             loc = f"{loc}, id {record['id']!r:.40}"
         yield _record_to_doc(record, nlp, summary, path, loc)

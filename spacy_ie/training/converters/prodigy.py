@@ -21,7 +21,6 @@ label, "text": ...}, ...]`` lists the labels and ``"accept": [label, ...]`` the 
 ``doc.cats`` gets 1.0 for each accepted option and 0.0 for the others (a task without
 ``options`` has no cats).
 """
-import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -29,7 +28,6 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .util import (
-    ConversionError,
     ConversionSummary,
     TokenEntity,
     TokenRelation,
@@ -39,7 +37,7 @@ from .util import (
     get_list,
     is_int,
     make_doc_from_words,
-    read_text,
+    read_jsonl,
 )
 
 ANSWERS = ("accept", "reject", "ignore")
@@ -53,18 +51,7 @@ def prodigy_to_docs(path: Path, nlp: Language, summary: ConversionSummary) -> It
         indices are out of range or whose character offsets do not match its tokens, a
         relation whose ``head``/``child`` is not the last token of exactly one span.
     """
-    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        loc = f"line {line_no}"
-        try:
-            task = json.loads(line)
-        except json.JSONDecodeError as err:
-            problem = f"malformed JSON: {err.msg} (column {err.colno})"
-            raise ConversionError(path, loc, problem) from None
-        except RecursionError:
-            raise ConversionError(path, loc, "malformed JSON: nested too deeply") from None
-        check(isinstance(task, dict), path, loc, f"expected a JSON object, got {task!r:.80}")
+    for loc, task in read_jsonl(path):
         check(
             "answer" in task,
             path,

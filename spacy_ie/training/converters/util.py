@@ -18,7 +18,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
@@ -152,6 +152,28 @@ def read_text(path: Path, *, keep_newlines: bool = False) -> str:
         raise ConversionError(path, f"byte {err.start}", f"not valid UTF-8: {err.reason}") from None
     except OSError as err:
         raise ConversionError(path, "", f"cannot read the file: {err.strerror or err}") from None
+
+
+def read_jsonl(path: Path) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """The JSON objects of a UTF-8 JSONL file, one per non-blank line, each with its location
+    (``"line N"``), for the converters' error messages.
+
+    RAISES (ConversionError): naming the file and line, if the file cannot be read, a line is
+        not JSON, or a line is not a JSON object.
+    """
+    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        loc = f"line {line_no}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            problem = f"malformed JSON: {err.msg} (column {err.colno})"
+            raise ConversionError(path, loc, problem) from None
+        except RecursionError:
+            raise ConversionError(path, loc, "malformed JSON: nested too deeply") from None
+        check(isinstance(record, dict), path, loc, f"expected a JSON object, got {record!r:.80}")
+        yield loc, record
 
 
 def read_json(path: Path) -> Any:
