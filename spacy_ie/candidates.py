@@ -123,7 +123,20 @@ class EntityPairCandidates:
 
     Type constraints map a relation label to its allowed (head label, tail label) pairs. They
     are given, or learned from the gold relations at `initialize` when `learn_types` is true.
-    The relation_extractor also uses them to rule out labels per pair at prediction time.
+    The relation_extractor also uses them per pair and label at prediction time
+    (`label_weights`): a label is *seen* for a type pair in its constraints (weight 1).
+
+    - Given constraints (`learn_types` false) are hard: a type pair allowed for no label is no
+      candidate, and a label outside its constraints is forbidden (weight 0). Use them when the
+      schema is known.
+    - Learned constraints are soft when `unseen_type_weight` > 0: a training set shows only the
+      type pairs it happens to contain, so on new data a relation between types never seen
+      together is possible. Every pair stays a candidate (in training, pairs of unseen types
+      are negatives, so the model learns how unlikely they are), and the probability of a label
+      for a type pair it was never seen with is multiplied by `unseen_type_weight`: with
+      threshold t, such a relation is kept when its probability reaches t / unseen_type_weight.
+      It is a fixed prior factor on unseen (label, type pair) combinations, as a soft constraint
+      in place of a hard one. With `unseen_type_weight` = 0 learned constraints are hard too.
     """
 
     def __init__(
@@ -132,13 +145,22 @@ class EntityPairCandidates:
         max_candidates: int = 1000,
         type_constraints: Optional[Dict[str, Iterable[Sequence[str]]]] = None,
         learn_types: bool = False,
+        unseen_type_weight: float = 0.0,
     ) -> None:
         if max_distance < 0 or max_candidates < 0:
             raise ValueError("max_distance and max_candidates must not be negative")
+        if not 0.0 <= unseen_type_weight <= 1.0:
+            raise ValueError(f"unseen_type_weight must be in [0, 1], got {unseen_type_weight}")
         self.max_distance = max_distance
         self.max_candidates = max_candidates
         self.learn_types = learn_types
+        self.unseen_type_weight = float(unseen_type_weight)
         self.set_type_constraints(type_constraints or {})
+
+    @property
+    def soft_types(self) -> bool:
+        """Whether the type constraints only penalize (learned, `unseen_type_weight` > 0)."""
+        return bool(self.learn_types and self.unseen_type_weight > 0 and self.type_constraints)
 
     def set_type_constraints(self, constraints: Dict[str, Iterable[Sequence[str]]]) -> None:
         self.type_constraints = {
@@ -187,7 +209,7 @@ class EntityPairCandidates:
         nonempty = ends > starts
         ok = (gap <= self.max_distance) & ~same_span & nonempty[:, None] & nonempty[None, :]
         ok &= sents[:, None] == sents[None, :]
-        if self.type_constraints:
+        if self.type_constraints and not self.soft_types:
             distinct, ids = numpy.unique(labels, return_inverse=True)
             names = [strings[int(key)] for key in distinct]
             allowed = numpy.asarray([[(h, t) in self._allowed for t in names] for h in names])
@@ -209,8 +231,8 @@ class EntityPairCandidates:
         self.set_type_constraints(learned)
 
     def allowed_labels(self, head_label: str, tail_label: str, labels: Sequence[str]) -> List[bool]:
-        """For each of `labels`, whether the type constraints allow it for this type pair
-        (every label is allowed when there are no constraints, or none for that label)."""
+        """For each of `labels`, whether it is *seen* with this type pair: in the type
+        constraints (every label is, when there are no constraints, or none for that label)."""
         if not self.type_constraints:
             return [True] * len(labels)
         pair = (head_label, tail_label)
@@ -223,25 +245,34 @@ class EntityPairCandidates:
         """Whether a `label` relation from a `head_label` to a `tail_label` span can ever be
         predicted under the type constraints: the type pair must be allowed for some label (or
         the pair is no candidate) and for `label` itself."""
-        if not self.type_constraints:
+        if not self.type_constraints or self.soft_types:
             return True
         pair = (head_label, tail_label)
         return pair in self._allowed and self.allowed_labels(head_label, tail_label, [label])[0]
 
-    def allowed_mask(self, candidates: Candidates, labels: Sequence[str], strings) -> numpy.ndarray:
-        """(n_pairs, n_labels) bool: whether the type constraints allow each label for each
-        candidate pair (all True without constraints). One `allowed_labels` call per distinct
+    def label_weights(self, candidates: Candidates, labels: Sequence[str], strings) -> numpy.ndarray:
+        """(n_pairs, n_labels) float32: the factor each label's probability is multiplied by
+        for each candidate pair: 1 where the label is seen with the pair's (head label, tail
+        label) (everywhere without constraints), else `unseen_type_weight` when the constraints
+        are soft (`soft_types`), else 0 (forbidden). One `allowed_labels` call per distinct
         (head label, tail label) hash pair of the batch, then a gather."""
         n_pairs = len(candidates)
         if not self.type_constraints or not n_pairs:
-            return numpy.ones((n_pairs, len(labels)), dtype=bool)
+            return numpy.ones((n_pairs, len(labels)), dtype="float32")
         pair_labels = candidates.span_labels[candidates.global_pairs]  # (n_pairs, 2)
         distinct, inverse = numpy.unique(pair_labels, axis=0, return_inverse=True)
-        table = numpy.asarray(
+        seen = numpy.asarray(
             [self.allowed_labels(strings[int(h)], strings[int(t)], labels) for h, t in distinct],
             dtype=bool,
         ).reshape(len(distinct), len(labels))
+        unseen = self.unseen_type_weight if self.soft_types else 0.0
+        table = numpy.where(seen, 1.0, unseen).astype("float32")
         return table[inverse.reshape(-1)]
+
+    def allowed_mask(self, candidates: Candidates, labels: Sequence[str], strings) -> numpy.ndarray:
+        """(n_pairs, n_labels) bool: whether each label can be predicted for each candidate
+        pair (`label_weights` > 0; all True without constraints)."""
+        return self.label_weights(candidates, labels, strings) > 0
 
     def to_dict(self) -> Dict[str, List[List[str]]]:
         """The (learned) type constraints as JSON-serializable data."""
@@ -263,3 +294,19 @@ def make_entity_pair_candidates(
     tokens, optional (head type, tail type) constraints per relation label, given or learned
     from the training data (`learn_types`), and at most `max_candidates` pairs per Doc."""
     return EntityPairCandidates(max_distance, max_candidates, type_constraints, learn_types)
+
+
+@registry.misc("spacy_ie.EntityPairCandidates.v2")
+def make_entity_pair_candidates_v2(
+    max_distance: int = 100,
+    max_candidates: int = 1000,
+    type_constraints: Optional[Dict[str, List[List[str]]]] = None,
+    learn_types: bool = False,
+    unseen_type_weight: float = 0.75,
+) -> EntityPairCandidates:
+    """As v1, plus `unseen_type_weight` (see `EntityPairCandidates`): learned type constraints
+    are soft by default, a label's probability for a type pair never seen with it in training
+    multiplied by 0.75 (kept at threshold 0.5 when the model gives it 0.67 or more), instead of
+    forbidden; set 0 for v1's hard learned constraints. Given `type_constraints` (without
+    `learn_types`) stay hard. v1 is unchanged, so pipelines saved with it predict as before."""
+    return EntityPairCandidates(max_distance, max_candidates, type_constraints, learn_types, unseen_type_weight)

@@ -38,7 +38,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)
     assigns=["doc._.relations"],
     default_config={
         "model": DEFAULT_MODEL,
-        "candidates": {"@misc": "spacy_ie.EntityPairCandidates.v1"},
+        "candidates": {"@misc": "spacy_ie.EntityPairCandidates.v2"},
         "spans_key": None,
         "threshold": 0.5,
         "thresholds": None,
@@ -102,9 +102,11 @@ class RelationPredictions(NamedTuple):
 
     candidates (Candidates): the (head, tail) pairs that were scored, as integer arrays.
     probs (numpy float32 array): (n_pairs, n_labels) probability of each label per pair (for
-        exclusive classes, the softmax column of "no relation" is left out).
+        exclusive classes, the softmax column of "no relation" is left out), times the type
+        constraints' weight (`EntityPairCandidates.label_weights`: 1 for a label seen with the
+        pair's entity types, `unseen_type_weight` for one never seen with them, 0 forbidden).
     allowed (numpy bool array): (n_pairs, n_labels) whether the type constraints allow each label
-        for each pair.
+        for each pair (weight > 0).
     contexts (numpy int32 array): (n_pairs, 2) Doc-local start and end token of each pair's
         context.
     attention (Optional[numpy float32 array]): (sum of context lengths,) the context attention
@@ -345,10 +347,11 @@ class RelationExtractor(TrainablePipe):
             probs = ops.softmax(logits) if len(logits) else logits
         else:
             probs = ops.sigmoid(logits)
+        weights = self.candidates.label_weights(candidates, self.labels, self.vocab.strings)
         return RelationPredictions(
             candidates=candidates,
-            probs=ops.to_numpy(probs)[:, : len(self.labels)],
-            allowed=self.candidates.allowed_mask(candidates, self.labels, self.vocab.strings),
+            probs=ops.to_numpy(probs)[:, : len(self.labels)] * weights,
+            allowed=weights > 0,
             contexts=scores.contexts,
             attention=ops.to_numpy(scores.attention) if self.cfg["store_attention"] else None,
         )
@@ -540,9 +543,11 @@ class RelationExtractor(TrainablePipe):
             "span": f"a head or tail is not among the spans of {source} (e.g. overlapping or "
             "nested entities, which doc.ents cannot hold): set spans_key to a "
             "span group that holds every entity (the converters write doc.spans[\"entities\"])",
-            "type": "their (head label, tail label) is outside the type constraints (of their "
-            "relation label, or of every label): widen `candidates.type_constraints` or learn "
-            "them (learn_types)",
+            "type": "their (head label, tail label) is outside the hard type constraints (of "
+            "their relation label, or of every label): widen `candidates.type_constraints`, or "
+            "learn them (learn_types) with unseen_type_weight > 0 "
+            "(spacy_ie.EntityPairCandidates.v2) so that unseen type pairs are penalized, not "
+            "forbidden",
             "pair": "head and tail are no candidate pair (different sentences, more than "
             f"max_distance = {gen.max_distance} tokens apart, or beyond max_candidates = "
             f"{gen.max_candidates}): raise those settings of `candidates`",
