@@ -245,10 +245,32 @@ class EntityPairCandidates:
         """Whether a `label` relation from a `head_label` to a `tail_label` span can ever be
         predicted under the type constraints: the type pair must be allowed for some label (or
         the pair is no candidate) and for `label` itself."""
-        if not self.type_constraints or self.soft_types:
+        return not self.type_constraints or self.soft_types or self.seen(label, head_label, tail_label)
+
+    def seen(self, label: str, head_label: str, tail_label: str) -> bool:
+        """Whether the type constraints hold this combination: the type pair is allowed for
+        some label and for `label` itself (True without constraints). A learned constraint
+        holds only what the training data had."""
+        if not self.type_constraints:
             return True
         pair = (head_label, tail_label)
         return pair in self._allowed and self.allowed_labels(head_label, tail_label, [label])[0]
+
+    def type_coverage(self, relations: Iterable[Tuple[str, str, str]]) -> Dict[str, int]:
+        """How many of the (relation label, head label, tail label) triples `relations` (e.g.
+        the gold relations of held-out data) are outside the type constraints, and how many of
+        those can never be predicted.
+
+        RETURNS (Dict[str, int]): ``{"relations": n, "unseen": not `seen`, "forbidden": not
+            `admits` (0 when the constraints are soft)}``.
+        """
+        counts = {"relations": 0, "unseen": 0, "forbidden": 0}
+        for label, head_label, tail_label in relations:
+            counts["relations"] += 1
+            if not self.seen(label, head_label, tail_label):
+                counts["unseen"] += 1
+                counts["forbidden"] += not self.admits(label, head_label, tail_label)
+        return counts
 
     def label_weights(self, candidates: Candidates, labels: Sequence[str], strings) -> numpy.ndarray:
         """(n_pairs, n_labels) float32: the factor each label's probability is multiplied by

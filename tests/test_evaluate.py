@@ -10,6 +10,7 @@ import spacy
 from typer.testing import CliRunner
 
 from spacy_ie.cli import app
+from spacy_ie.cli.tune import shrink_threshold, tune_thresholds
 from spacy_ie.cli.evaluate import (
     PlotsUnavailable,
     apply_thresholds,
@@ -175,6 +176,85 @@ def test_tune_thresholds_saves_them_in_the_component_and_the_config(trained_pipe
     rebuilt = spacy.util.load_model_from_config(saved, auto_fill=True)
     assert rebuilt.get_pipe("relation_extractor").cfg["thresholds"] == pytest.approx(thresholds)
     assert result.output.count("Threshold") >= 1
+
+
+def test_shrink_threshold_weighs_by_support():
+    # 1 dev relation against a prior worth 20: (nearly) the prior
+    assert shrink_threshold(0.1, 0.5, 1, 20) == pytest.approx(0.5 - 0.4 / 21)
+    # large support: (nearly) its own best
+    assert abs(shrink_threshold(0.1, 0.5, 2000, 20) - 0.1) < 0.005
+    assert shrink_threshold(0.1, 0.5, 0, 20) == 0.5
+    assert shrink_threshold(0.1, 0.5, 3, 0) == 0.1  # no shrinkage
+    assert shrink_threshold(0.1, 0.5, 0, 0) == 0.5
+    with pytest.raises(ValueError, match="negative"):
+        shrink_threshold(0.1, 0.5, 3, -1)
+
+
+@pytest.mark.parametrize("prior_count", [0.0, 20.0, 1e9])
+def test_tune_thresholds_shrinks_toward_the_global_threshold(trained_pipeline, demo_corpus, tmp_path, prior_count):
+    result = tune_thresholds(trained_pipeline, demo_corpus["dev"], tmp_path / "tuned", prior_count=prior_count)
+    g = result["global"]
+    nlp = spacy.load(trained_pipeline)
+    rel = nlp.get_pipe("relation_extractor")
+    examples = load_examples(nlp, demo_corpus["dev"])
+    assert g["support"] == sum(len(eg.reference._.relations) for eg in examples)
+    assert set(result["labels"]) == set(rel.labels)
+    for label, c in result["labels"].items():
+        assert c["support"] == sum(r.label == label for eg in examples for r in eg.reference._.relations)
+        assert c["final"] == result["thresholds"][label]
+        w = c["support"] / (c["support"] + prior_count)
+        assert c["final"] == pytest.approx(w * c["raw"] + (1 - w) * g["final"])
+    if prior_count == 0:  # every label its own best
+        assert g["final"] == g["raw"]
+        assert all(c["final"] == c["raw"] for c in result["labels"].values())
+    if prior_count == 1e9:  # a prior worth everything: the configured threshold everywhere
+        assert all(t == pytest.approx(0.5, abs=1e-5) for t in result["thresholds"].values())
+    assert spacy.load(tmp_path / "tuned").get_pipe("relation_extractor").cfg["thresholds"] == pytest.approx(result["thresholds"])
+
+
+def test_tune_thresholds_label_with_one_dev_relation_keeps_the_global_threshold(trained_pipeline, demo_corpus, tmp_path):
+    """A dev set where one label has a single gold relation: its threshold stays within
+    1/21 of the way from the global threshold to its raw best (prior count 20); the labels
+    with many relations move most of the way."""
+    from spacy.tokens import DocBin
+
+    nlp = spacy.load(trained_pipeline)
+    docs = list(DocBin().from_disk(demo_corpus["dev"]).get_docs(nlp.vocab))
+    counts = {}
+    for doc in docs:
+        for r in doc._.relations:
+            counts[r.label] = counts.get(r.label, 0) + 1
+    rare = min(counts, key=counts.get)
+    seen = 0
+    for doc in docs:
+        kept = []
+        for r in doc._.relations:
+            if r.label == rare:
+                seen += 1
+                if seen > 1:
+                    continue
+            kept.append(r)
+        doc._.relations = kept
+    path = tmp_path / "dev.spacy"
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    result = tune_thresholds(trained_pipeline, path, tmp_path / "tuned", prior_count=20)
+    g, c = result["global"], result["labels"][rare]
+    assert c["support"] == 1
+    assert abs(c["final"] - g["final"]) <= abs(c["raw"] - g["final"]) / 21 + 1e-9
+    for label, other in result["labels"].items():
+        if other["support"] >= 20:
+            assert abs(other["final"] - other["raw"]) <= abs(other["raw"] - g["final"]) / 2 + 1e-9
+
+
+def test_tune_thresholds_cli_prints_support_raw_and_final(trained_pipeline, demo_corpus, tmp_path):
+    result = CliRunner().invoke(app, ["tune-thresholds", str(trained_pipeline), str(demo_corpus["dev"]),
+                                      str(tmp_path / "tuned"), "--prior-count", "5"])
+    assert result.exit_code == 0, result.output
+    for column in ("Dev support", "Best on dev", "Threshold", "global (micro)", "shrunk toward"):
+        assert column in result.output
+    bad = CliRunner().invoke(app, ["tune-thresholds", str(trained_pipeline), str(demo_corpus["dev"]),
+                                   str(tmp_path / "bad"), "--prior-count", "-1"])
+    assert bad.exit_code != 0
 
 
 def test_pipeline_without_ner_reports_one_view(trained_pipeline, examples):

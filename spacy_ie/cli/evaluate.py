@@ -313,6 +313,9 @@ def evaluate_relations(
 
         component, labels, n_docs, threshold (global), thresholds ({label: in effect}),
         views_coincide (bool), notes ([str]),
+        type_coverage: the gold relations whose (label, head type, tail type) is outside
+            the type constraints: {relations, unseen, forbidden} (`EntityPairCandidates.
+            type_coverage`; forbidden ones can never be predicted, and are noted),
         ner: spaCy's entity scores (ents_p/r/f, ents_per_type) end to end, or None,
         views: {"end_to_end": view, "gold_entities": view} (only "gold_entities" when
             the views coincide), where a view is
@@ -343,7 +346,29 @@ def evaluate_relations(
         "notes": [OPTIMISM_NOTE],
         "ner": None,
         "views": {},
+        "type_coverage": rel.candidates.type_coverage(
+            (r.label, r.head.label_, r.tail.label_)
+            for eg in examples
+            for r in eg.reference._.relations
+            if r.label in rel.labels
+        ),
     }
+    coverage = results["type_coverage"]
+    if coverage["unseen"]:
+        share = f"{coverage['unseen']} of {coverage['relations']} gold relations"
+        if coverage["forbidden"]:
+            results["notes"].append(
+                f"{share} have a (head type, tail type) outside the type constraints of "
+                f"{name!r}; {coverage['forbidden']} of them can NEVER be predicted (hard "
+                "constraints): widen candidates.type_constraints, or learn them with "
+                "unseen_type_weight > 0 (spacy_ie.EntityPairCandidates.v2)."
+            )
+        else:
+            results["notes"].append(
+                f"{share} have a (head type, tail type) never seen with their label in training; "
+                f"their probabilities are multiplied by unseen_type_weight = "
+                f"{rel.candidates.unseen_type_weight:g}."
+            )
     if coincide:
         results["notes"].append(
             f"The pipeline has no entity-producing component (such as ner) before {name!r}: "

@@ -543,9 +543,9 @@ class RelationExtractor(TrainablePipe):
             "span": f"a head or tail is not among the spans of {source} (e.g. overlapping or "
             "nested entities, which doc.ents cannot hold): set spans_key to a "
             "span group that holds every entity (the converters write doc.spans[\"entities\"])",
-            "type": "their (head label, tail label) is outside the hard type constraints (of "
-            "their relation label, or of every label): widen `candidates.type_constraints`, or "
-            "learn them (learn_types) with unseen_type_weight > 0 "
+            "type": "their (head label, tail label) is outside the type constraints (of their "
+            "relation label, or of every label), which are hard: widen "
+            "`candidates.type_constraints`, or learn them (learn_types) with unseen_type_weight > 0 "
             "(spacy_ie.EntityPairCandidates.v2) so that unseen type pairs are penalized, not "
             "forbidden",
             "pair": "head and tail are no candidate pair (different sentences, more than "
