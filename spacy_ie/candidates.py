@@ -243,8 +243,8 @@ class EntityPairCandidates:
 
     def admits(self, label: str, head_label: str, tail_label: str) -> bool:
         """Whether a `label` relation from a `head_label` to a `tail_label` span can ever be
-        predicted under the type constraints: the type pair must be allowed for some label (or
-        the pair is no candidate) and for `label` itself."""
+        predicted under the type constraints: always when they are soft (`soft_types`: an
+        unseen combination is only penalized), else when it is `seen`."""
         return not self.type_constraints or self.soft_types or self.seen(label, head_label, tail_label)
 
     def seen(self, label: str, head_label: str, tail_label: str) -> bool:
@@ -290,11 +290,6 @@ class EntityPairCandidates:
         unseen = self.unseen_type_weight if self.soft_types else 0.0
         table = numpy.where(seen, 1.0, unseen).astype("float32")
         return table[inverse.reshape(-1)]
-
-    def allowed_mask(self, candidates: Candidates, labels: Sequence[str], strings) -> numpy.ndarray:
-        """(n_pairs, n_labels) bool: whether each label can be predicted for each candidate
-        pair (`label_weights` > 0; all True without constraints)."""
-        return self.label_weights(candidates, labels, strings) > 0
 
     def to_dict(self) -> Dict[str, List[List[str]]]:
         """The (learned) type constraints as JSON-serializable data."""

@@ -249,7 +249,7 @@ def write_relations(
 class RelationExtractor(TrainablePipe):
     """Predict directed, labelled relations between entity pairs; writes `doc._.relations`.
 
-    For every candidate pair (see `spacy_ie.EntityPairCandidates.v1`) among the spans of
+    For every candidate pair (see `spacy_ie.EntityPairCandidates.v2`) among the spans of
     ``doc.ents`` (`spans_key` null) or the span group ``doc.spans[spans_key]``, the model gives
     one score per label:
     - ``exclusive_classes = false``: independent sigmoids, binary cross-entropy loss, every label
