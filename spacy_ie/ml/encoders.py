@@ -62,8 +62,11 @@ class SelfAttentionStack(_TorchModule):
     encodings, and a final LayerNorm (torch docs: torch.nn.TransformerEncoder; Vaswani et al.
     2017; pre-LN as Xiong et al. 2020, which trains without warm-up).
 
-    Input ``X`` is time-major (max_len, n_docs, width), as thinc's `Padded`, with
-    ``padding_mask`` (n_docs, max_len), True at padding positions; output has the shape of X.
+    Input ``X`` is time-major (max_len, n_docs, width), as thinc's `Padded`, with ``lengths``
+    (n_docs,) int; the key padding mask (n_docs, max_len) is True from each length on (an
+    empty doc keeps its first, zero position, so that no query attends over nothing: torch
+    before 2.5 gives NaN there, pytorch/pytorch#41508). Output has the shape of X; its padding
+    rows are meaningless and dropped by `with_padded`.
     Positions are encoded for any length (nothing is learned per position), so texts longer
     than any seen in training run, with positions the model has not been trained on.
     """
@@ -85,25 +88,25 @@ class SelfAttentionStack(_TorchModule):
         )
         self.width = width
 
-    def forward(self, X: "torch.Tensor", padding_mask: "torch.Tensor") -> "torch.Tensor":
+    def forward(self, X: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
         X = X.transpose(0, 1)
+        positions_index = torch.arange(X.shape[1], device=X.device)
+        padding_mask = positions_index[None, :] >= lengths.clamp(min=1)[:, None]
         positions = sinusoidal_positions(X.shape[1], self.width).to(device=X.device, dtype=X.dtype)
         Y = self.encoder(X + positions, src_key_padding_mask=padding_mask)
         return Y.transpose(0, 1)
 
 
 def _convert_padded_inputs(model: Model, Xp: Padded, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
-    """Padded (max_len, n_docs, width) -> torch args (X, key padding mask (n_docs, max_len))."""
+    """Padded (max_len, n_docs, width) -> torch args (X, lengths (n_docs,))."""
     shim = model.shims[0]
-    lengths = model.ops.xp.maximum(Xp.lengths, 1)  # an empty doc attends to one zero vector, not to nothing (NaN)
-    mask = model.ops.xp.arange(Xp.data.shape[0])[None, :] >= lengths[:, None]
     X = xp2torch(Xp.data, requires_grad=is_train, device=shim.device)
-    mask_torch = xp2torch(model.ops.xp.ascontiguousarray(mask), device=shim.device)
+    lengths = torch.as_tensor(model.ops.to_numpy(Xp.lengths), dtype=torch.long, device=shim.device)
 
     def convert_from_torch_backward(d_inputs: ArgsKwargs) -> Padded:
         return Padded(torch2xp(d_inputs.args[0]), Xp.size_at_t, Xp.lengths, Xp.indices)
 
-    return ArgsKwargs(args=(X, mask_torch), kwargs={}), convert_from_torch_backward
+    return ArgsKwargs(args=(X, lengths), kwargs={}), convert_from_torch_backward
 
 
 def _convert_padded_outputs(model: Model, inputs_outputs: Tuple, is_train: bool) -> Tuple[Padded, Callable]:
