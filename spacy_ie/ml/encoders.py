@@ -63,10 +63,10 @@ class SelfAttentionStack(_TorchModule):
     2017; pre-LN as Xiong et al. 2020, which trains without warm-up).
 
     Input ``X`` is time-major (max_len, n_docs, width), as thinc's `Padded`, with ``lengths``
-    (n_docs,) int; the key padding mask (n_docs, max_len) is True from each length on (an
-    empty doc keeps its first, zero position, so that no query attends over nothing: torch
-    before 2.5 gives NaN there, pytorch/pytorch#41508). Output has the shape of X; its padding
-    rows are meaningless and dropped by `with_padded`.
+    (n_docs,) int; the key padding mask (n_docs, max_len) is True from each length on. An
+    empty doc keeps its first (zero) position unmasked, so that no query has only masked keys
+    (a softmax over nothing; torch 2.13 returns finite values there, not every version
+    may). The output has the shape of X; its padding rows are dropped by `with_padded`.
     Positions are encoded for any length (nothing is learned per position), so texts longer
     than any seen in training run, with positions the model has not been trained on.
     """
