@@ -23,7 +23,8 @@ from spacy.training import Example  # noqa: E402
 from spacy.util import minibatch  # noqa: E402
 from thinc.api import Adam, Config, Softmax, chain, fix_random_seed, with_array  # noqa: E402
 
-from spacy_ie.ml.encoders import build_case_features, build_self_attention_encoder  # noqa: E402  (registers both)
+# importing the module registers both architectures
+from spacy_ie.ml.encoders import build_case_features, build_self_attention_encoder  # noqa: E402
 
 CONFIGS = REPO_ROOT / "configs"
 # SMALL_OVERRIDES' tok2vec (width 48, depth 2) with 4 heads of 12.
@@ -116,7 +117,8 @@ def test_tok2vec_with_self_attention_learns_a_task_that_needs_context():
         first = "yes" if i % 2 else "no"
         text = " ".join([first] + list(rng.choice(words, size=int(rng.integers(4, 9)))))
         docs.append(nlp(text))
-        labels.append(numpy.asarray([[0.0, 1.0] if first == "yes" else [1.0, 0.0]] * len(docs[-1]), dtype="f"))
+        one_hot = [0.0, 1.0] if first == "yes" else [1.0, 0.0]
+        labels.append(numpy.asarray([one_hot] * len(docs[-1]), dtype="f"))
     encoder = build_self_attention_encoder(width=32, depth=1, n_heads=4, dropout=0.0)
     tok2vec = small_tok2vec(encoder, 32, attrs=("NORM",))
     model = chain(tok2vec, with_array(Softmax(2)))
@@ -179,7 +181,7 @@ def test_selfattn_config_trains_and_round_trips(demo_corpus, tmp_path):
         numpy.testing.assert_array_equal(doc2.tensor, doc.tensor)
 
 
-def test_conll2003_selfattn_config_differs_from_its_base_only_in_the_encoder():
+def test_selfattn_configs_differ_from_their_bases_only_in_the_encoder():
     """Fair comparison: both self-attention configs equal their CNN bases except the encode block."""
     for name, base in (("ner_rel_selfattn.cfg", "ner_rel_tok2vec.cfg"),
                        ("ner_conll2003_selfattn.cfg", "ner_conll2003_tok2vec.cfg")):
@@ -190,7 +192,8 @@ def test_conll2003_selfattn_config_differs_from_its_base_only_in_the_encoder():
         assert config == base_config, name
         assert encode["@architectures"] == "spacy_ie.SelfAttentionEncoder.v1"
         assert encode["width"] == 128
-        nlp = spacy.util.load_model_from_config(Config().from_disk(CONFIGS / name), auto_fill=True, validate=True)
+        resolved = Config().from_disk(CONFIGS / name)
+        nlp = spacy.util.load_model_from_config(resolved, auto_fill=True, validate=True)
         assert nlp.get_pipe("tok2vec").model.get_ref("encode").name == "self_attention_encoder"
 
 
@@ -292,7 +295,8 @@ def _run_trf_case(out_dir: Path) -> dict:
             docs.append(doc)
         with pipeline.select_pipes(disable=["ner"]):
             docs = list(pipeline.pipe(docs))
-        return [[[r.head.text, r.label, r.tail.text, float(r.score)] for r in doc._.relations] for doc in docs]
+        return [[[r.head.text, r.label, r.tail.text, float(r.score)] for r in doc._.relations]
+                for doc in docs]
 
     def entities(pipeline):
         return [[(e.text, e.label_) for e in pipeline(text).ents] for text, _, _ in DATA]
