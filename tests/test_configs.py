@@ -14,8 +14,8 @@ def extra_paths(config: Path, trained_pipeline: Path) -> list:
     """Config-specific [paths] every config of that kind needs."""
     text = config.read_text(encoding="utf8")
     extra = []
-    if "tok2vec_source" in text:
-        extra += ["--paths.tok2vec_source", str(trained_pipeline)]
+    if "${paths.source}" in text:
+        extra += ["--paths.source", str(trained_pipeline)]
     if "transformer_name" in text:
         minilm = pytest.importorskip("spacy_ie.transformers").local_minilm_path
         try:

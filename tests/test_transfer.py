@@ -1,0 +1,126 @@
+"""Sourcing a trained `ner` into a corpus with other labels (spacy_ie.training.transfer and
+configs/ner_rel_sourced.cfg): the label mapping keeps what the source knows.
+
+The source pipeline is built in the test (tok2vec + ner trained briefly on the demo corpus, with
+the demo's labels PERSON, LOC, ORG, DATE); no pretrained package is needed.
+"""
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.training import Example
+from spacy.util import minibatch
+from thinc.api import Config, fix_random_seed
+
+from conftest import REPO_ROOT, SMALL_OVERRIDES
+from spacy_ie.training.transfer import SWITCHED_OFF_BIAS, map_entity_labels
+
+SOURCED_CONFIG = REPO_ROOT / "configs" / "ner_rel_sourced.cfg"
+# A 1:1 part (PERSON, ORG), a many-to-one part (LOC, DATE -> Place) and nothing for nothing.
+LABEL_MAP = {"PERSON": "Per", "ORG": "Organisation", "LOC": "Place", "DATE": "Place"}
+
+
+@pytest.fixture(scope="module")
+def source_pipeline(tmp_path_factory, demo_corpus):
+    """tok2vec (width 48) + ner trained on the demo corpus for a few epochs, saved to disk."""
+    fix_random_seed(0)
+    config = Config().from_disk(REPO_ROOT / "configs" / "ner_conll2003_tok2vec.cfg", overrides={
+        key: value for key, value in SMALL_OVERRIDES.items() if key.startswith("components.tok2vec")
+    })
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    docs = DocBin().from_disk(demo_corpus["train"]).get_docs(nlp.vocab)
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(8):
+        for batch in minibatch(examples, 16):
+            nlp.update(batch, sgd=optimizer, drop=0.1)
+    path = tmp_path_factory.mktemp("source") / "model"
+    with nlp.use_params(optimizer.averages):
+        nlp.to_disk(path)
+    return path
+
+
+def _entities(nlp, texts):
+    return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def _texts(demo_corpus, nlp):
+    return [doc.text for doc in DocBin().from_disk(demo_corpus["dev"]).get_docs(nlp.vocab)]
+
+
+def test_one_to_one_mapping_keeps_every_entity(source_pipeline, demo_corpus):
+    nlp = spacy.load(source_pipeline)
+    texts = _texts(demo_corpus, nlp)
+    before = _entities(nlp, texts)
+    assert sum(map(len, before)) > 20, "the source pipeline should find entities"
+    one_to_one = {"PERSON": "Per", "ORG": "Organisation", "LOC": "Place", "DATE": "When"}
+    map_entity_labels(nlp.get_pipe("ner"), one_to_one)
+    after = _entities(nlp, texts)
+    assert after == [[(s, e, one_to_one[label]) for s, e, label in doc] for doc in before]
+
+
+def test_many_to_one_target_starts_from_the_first_source(source_pipeline, demo_corpus):
+    nlp = spacy.load(source_pipeline)
+    texts = _texts(demo_corpus, nlp)
+    before = _entities(nlp, texts)
+    ner = nlp.get_pipe("ner")
+    sources = map_entity_labels(ner, LABEL_MAP)
+    assert sources == {"Per": ["PERSON"], "Organisation": ["ORG"], "Place": ["LOC", "DATE"]}
+    after = _entities(nlp, texts)
+    predicted = {label for doc in after for _, _, label in doc}
+    assert predicted <= {"Per", "Organisation", "Place"}
+    # PERSON and ORG keep their weights exactly, so their entities are kept wherever the
+    # switched-off DATE did not win the same tokens.
+    kept = [[(s, e, LABEL_MAP[label]) for s, e, label in doc if label in ("PERSON", "ORG")] for doc in before]
+    found = sum(len(set(k) & set(a)) for k, a in zip(kept, after))
+    assert found >= 0.9 * sum(map(len, kept))
+    # The source labels are switched off: their B- bias is the switched-off bias.
+    upper = ner.model.get_ref("upper")
+    names = [ner.moves.get_class_name(i) for i in range(ner.moves.n_moves)]
+    for label in LABEL_MAP:
+        assert upper.get_param("b")[names.index(f"B-{label}")] == SWITCHED_OFF_BIAS
+        assert not numpy.any(upper.get_param("W")[names.index(f"U-{label}")])
+    assert not ner.model.attrs["unseen_classes"] & {names.index(f"B-{t}") for t in sources}
+
+
+def test_unmapped_labels_are_never_predicted(source_pipeline, demo_corpus):
+    nlp = spacy.load(source_pipeline)
+    texts = _texts(demo_corpus, nlp)
+    map_entity_labels(nlp.get_pipe("ner"), {"PERSON": "Per"})
+    assert {label for doc in _entities(nlp, texts) for _, _, label in doc} <= {"Per"}
+
+
+def test_unknown_source_label_is_an_error(source_pipeline):
+    nlp = spacy.load(source_pipeline)
+    with pytest.raises(ValueError, match="GPE"):
+        map_entity_labels(nlp.get_pipe("ner"), {"GPE": "Loc"})
+
+
+def test_sourced_config_starts_from_the_mapped_source(source_pipeline, demo_corpus):
+    """configs/ner_rel_sourced.cfg through spaCy's own `init_nlp` (what `spacy train` runs
+    first): after initialization the pipeline finds the source's entities under the mapped
+    labels, and it trains and saves."""
+    from spacy.training.initialize import init_nlp
+
+    overrides = {
+        "paths.source": str(source_pipeline),
+        "paths.train": str(demo_corpus["train"]),
+        "paths.dev": str(demo_corpus["dev"]),
+        "components.relation_extractor.model.tok2vec.width": 48,
+        "components.relation_extractor.model.hidden_width": 48,
+        "initialize.after_init.label_map": {"PERSON": "Per", "ORG": "Organisation", "LOC": "Place", "DATE": "When"},
+    }
+    config = Config().from_disk(SOURCED_CONFIG, overrides=overrides)
+    nlp = init_nlp(config)
+    source = spacy.load(source_pipeline)
+    texts = _texts(demo_corpus, nlp)
+    mapping = overrides["initialize.after_init.label_map"]
+    expected = [[(s, e, mapping[label]) for s, e, label in doc] for doc in _entities(source, texts)]
+    assert _entities(nlp, texts) == expected
+    docs = DocBin().from_disk(demo_corpus["train"]).get_docs(nlp.vocab)
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+    optimizer = nlp.create_optimizer()
+    losses = {}
+    for batch in minibatch(examples[:64], 16):
+        nlp.update(batch, sgd=optimizer, losses=losses)
+    assert losses["relation_extractor"] > 0 and losses["ner"] > 0
