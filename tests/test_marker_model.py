@@ -47,7 +47,7 @@ def make_tiny_bert(path: Path, words: List[str] = ()) -> Path:
     vocab += sorted({w.lower() for w in words} - set(vocab))
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(str(path))
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=256).save_pretrained(str(path))
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=256,
@@ -360,3 +360,33 @@ def test_overfits_a_handful_of_semeval_sentences(datasets_dir, tmp_path):
     predicted = list(nlp.pipe(eg.predicted.copy() for eg in examples))
     assert [semeval.directed_label(d) for d in predicted] == [semeval.directed_label(d) for d in gold]
     assert len({semeval.directed_label(d) for d in gold}) >= 4  # several labels and directions
+
+
+@pytest.mark.parametrize(
+    "config_name,pipeline",
+    [("rel_markers_gold.cfg", ["relation_extractor"]), ("ner_rel_markers.cfg", ["transformer", "ner", "relation_extractor"])],
+)
+def test_configs_train_with_spacy_train(config_name, pipeline, tiny_bert, demo_corpus, tmp_path):
+    """spaCy's training loop (in process) runs each marker config on the demo corpus with the
+    tiny transformer; the saved pipeline predicts relations between given entities."""
+    from spacy.cli.train import train
+
+    from conftest import REPO_ROOT
+
+    fix_random_seed(0)
+    overrides = {
+        "paths.train": str(demo_corpus["dev"]), "paths.dev": str(demo_corpus["dev"]),
+        "paths.transformer_name": str(tiny_bert), "training.max_steps": 3,
+        "training.eval_frequency": 3, "training.optimizer.learn_rate.warmup_steps": 1,
+        "components.relation_extractor.threshold": 0.0,
+    }
+    train(REPO_ROOT / "configs" / config_name, tmp_path, overrides=overrides)
+    nlp = spacy.load(tmp_path / "model-last")
+    assert nlp.pipe_names == pipeline
+    assert marker_model.get_transformer(nlp.get_pipe("relation_extractor").model) is not None
+    doc = nlp.make_doc("Alice Smith works for Acme Corp in Paris.")
+    doc.ents = [doc.char_span(0, 11, label="PERSON"), doc.char_span(22, 31, label="ORG")]
+    with nlp.select_pipes(enable=["relation_extractor"]):
+        doc = nlp(doc)
+    assert doc._.relations  # threshold 0: every allowed label of the candidates
+    assert {(r.head.text, r.tail.text) for r in doc._.relations} <= {("Alice Smith", "Acme Corp"), ("Acme Corp", "Alice Smith")}
