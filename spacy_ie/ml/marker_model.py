@@ -473,7 +473,7 @@ def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     its gradient goes back as the `grad_tensors` of torch's backward."""
     _, output = inputs_outputs
     hidden = output.last_hidden_state
-    Y = torch2xp(hidden)
+    Y = torch2xp(hidden.detach())  # (no gradient export through DLPack on a GPU)
     dtype = Y.dtype
     Y = Y.astype("float32", copy=False)
 
