@@ -394,6 +394,8 @@ def build_marker_batch(
                 pair_pass[r] = index
                 positions[r] = new_pos[opening[[slot[int(pairs[r, 0])], slot[int(pairs[r, 1])]]]]
                 contexts[r] = ctx
+            if (positions[rows] < 0).any():  # select_window keeps every opening marker
+                raise AssertionError(f"TypedMarkerRelationModel: a marker was cut from {text!r:.80}")
         if fallback:
             make_passes(fallback, exact=True)
 
