@@ -13,3 +13,8 @@ window_size = 1
 maxout_pieces = 3
 subword_features = true
 """
+
+# Registers spacy_ie.TypedMarkerRelationModel.v1 wherever the relation_extractor loads (its
+# module imports this package), also where the installed entry points predate it. The module
+# imports spacy-transformers only when a model is built.
+from . import marker_model  # noqa: E402,F401
