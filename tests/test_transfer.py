@@ -90,6 +90,20 @@ def test_unmapped_labels_are_never_predicted(source_pipeline, demo_corpus):
     assert {label for doc in _entities(nlp, texts) for _, _, label in doc} <= {"Per"}
 
 
+def test_a_target_that_is_a_source_label_takes_the_first_source(source_pipeline, demo_corpus):
+    """OntoNotes -> CoNLL-2003 style: LOC stays a label but starts from DATE's weights when
+    DATE is listed first for it, and DATE itself is switched off."""
+    nlp = spacy.load(source_pipeline)
+    texts = _texts(demo_corpus, nlp)
+    before = _entities(nlp, texts)
+    map_entity_labels(nlp.get_pipe("ner"), {"DATE": "LOC", "LOC": "LOC", "PERSON": "PERSON", "ORG": "ORG"})
+    after = _entities(nlp, texts)
+    dates = {(i, s, e) for i, doc in enumerate(before) for s, e, label in doc if label == "DATE"}
+    found = {(i, s, e) for i, doc in enumerate(after) for s, e, label in doc if label == "LOC"}
+    assert dates and len(dates & found) >= 0.9 * len(dates)
+    assert "DATE" not in {label for doc in after for _, _, label in doc}
+
+
 def test_unknown_source_label_is_an_error(source_pipeline):
     nlp = spacy.load(source_pipeline)
     with pytest.raises(ValueError, match="GPE"):

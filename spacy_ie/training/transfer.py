@@ -18,7 +18,7 @@ softmax gives them no probability and no gradient, and fine-tuning starts from t
 Source labels that the mapping leaves out (OntoNotes DATE, CARDINAL, ... for CoNLL04) are
 switched off the same way: the corpus does not annotate them, so they are not entities there.
 Several source labels may map to one target (OntoNotes GPE, LOC and FAC to Loc): the target
-starts from the first of them in the mapping's order.
+starts from the first of them in the mapping's order, so put the most frequent first.
 
 The switched-off labels stay in the component's label set (spaCy cannot remove a label from a
 trained transition-based model), so `ner.labels` still lists them; they are never predicted.
@@ -48,8 +48,9 @@ def map_entity_labels(ner: EntityRecognizer, label_map: Dict[str, str]) -> Dict[
 
     ner (EntityRecognizer): a trained spaCy `ner` with an output layer (`use_upper = true`,
         the default of `spacy.TransitionBasedParser.v2`).
-    label_map (Dict[str, str]): source label -> target label. A target that is already a label
-        of `ner` (a label the component keeps, e.g. "ORG" -> "ORG") keeps its own weights.
+    label_map (Dict[str, str]): source label -> target label. A target may also be a label of
+        `ner` (OntoNotes -> CoNLL-2003: "ORG" -> "ORG", or "GPE" -> "LOC" and "LOC" -> "LOC"); it
+        too starts from the weights of the first source label mapped to it.
     RETURNS (Dict[str, List[str]]): target label -> the source labels mapped to it.
     RAISES (ValueError): if a source label is not a label of `ner`, or if `ner` has no output
         layer (`use_upper = false`) to copy rows of.
@@ -72,16 +73,14 @@ def map_entity_labels(ner: EntityRecognizer, label_map: Dict[str, str]) -> Dict[
         ner.add_label(target)
     index = {ner.moves.get_class_name(i): i for i in range(ner.moves.n_moves)}
     upper = ner.model.get_ref("upper")
-    W = upper.get_param("W").copy()
-    b = upper.get_param("b").copy()
+    W0, b0 = upper.get_param("W"), upper.get_param("b")
+    W, b = W0.copy(), b0.copy()
     unseen = ner.model.attrs["unseen_classes"]
     for target, from_labels in sources.items():
-        if target in source_labels:
-            continue
         for action in BILUO_ACTIONS:
             row, source_row = index[f"{action}-{target}"], index[f"{action}-{from_labels[0]}"]
-            W[row] = W[source_row]
-            b[row] = b[source_row]
+            W[row] = W0[source_row]
+            b[row] = b0[source_row]
             unseen.discard(row)
     for label in source_labels - set(sources):
         for action in BILUO_ACTIONS:
