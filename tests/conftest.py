@@ -36,6 +36,19 @@ def convert_corpus(directory: Path, out: Path) -> dict:
     return paths
 
 
+def annotated_doc(nlp, text: str, ents, rels):
+    """A Doc of `text` holding gold entities and relations: `ents` as (text, label), each span
+    found at the text's first occurrence, and `rels` as (head index, tail index, label) into
+    `ents`."""
+    from spacy_ie.relations import Relation
+
+    doc = nlp.make_doc(text)
+    spans = [doc.char_span(text.index(t), text.index(t) + len(t), label=label) for t, label in ents]
+    doc.ents = spans
+    doc._.relations = [Relation(spans[h], spans[t], label) for h, t, label in rels]
+    return doc
+
+
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     """The real datasets: $SPACY_IE_DATASETS, else ../shared/datasets beside the repo root.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy
 import pytest
-from conftest import REPO_ROOT, SMALL_OVERRIDES
+from conftest import REPO_ROOT, SMALL_OVERRIDES, annotated_doc
 
 torch = pytest.importorskip("torch")
 import spacy  # noqa: E402
@@ -248,7 +248,6 @@ def test_trf_case_config_differs_from_ner_rel_trf_only_in_the_wrappers():
 def _run_trf_case(out_dir: Path) -> dict:
     from test_transformers import DATA, N_STEPS, TEST_OVERRIDES
 
-    from spacy_ie import Relation
     from spacy_ie.transformers import local_minilm_path
 
     fix_random_seed(0)
@@ -257,14 +256,7 @@ def _run_trf_case(out_dir: Path) -> dict:
     config = Config().from_disk(CONFIGS / "ner_rel_trf_case.cfg", overrides=overrides)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
-    def make_doc(text, ents, rels):
-        doc = nlp.make_doc(text)
-        spans = [doc.char_span(text.index(t), text.index(t) + len(t), label=l) for t, l in ents]
-        doc.ents = spans
-        doc._.relations = [Relation(spans[h], spans[t], label) for h, t, label in rels]
-        return doc
-
-    examples = [Example(nlp.make_doc(text), make_doc(text, e, r)) for text, e, r in DATA]
+    examples = [Example(nlp.make_doc(text), annotated_doc(nlp, text, e, r)) for text, e, r in DATA]
     optimizer = nlp.initialize(lambda: examples)
     case_model = nlp.get_pipe("relation_extractor").model.get_ref("tok2vec")
     case_embed = case_model.get_ref("case_embed")

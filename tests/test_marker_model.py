@@ -20,7 +20,7 @@ from thinc.api import Adam, fix_random_seed
 pytest.importorskip("spacy_transformers")
 torch = pytest.importorskip("torch")
 
-from spacy_ie import Relation  # noqa: E402
+from conftest import annotated_doc  # noqa: E402
 from spacy_ie.candidates import Candidates, EntityPairCandidates  # noqa: E402
 from spacy_ie.ml import marker_model  # noqa: E402  (registers the architecture)
 from spacy_ie.ml.marker_model import (  # noqa: E402
@@ -260,12 +260,9 @@ def make_pipeline(name: Path, **model_settings):
 def examples_for(nlp) -> List[Example]:
     examples = []
     for text, ents, rels in DATA:
-        ref = nlp.make_doc(text)
-        spans = [ref.char_span(text.index(t), text.index(t) + len(t), label=l) for t, l in ents]
-        ref.ents = spans
-        ref._.relations = [Relation(spans[h], spans[t], label) for h, t, label in rels]
+        ref = annotated_doc(nlp, text, ents, rels)
         pred = nlp.make_doc(text)
-        pred.ents = [pred.char_span(s.start_char, s.end_char, label=s.label_) for s in spans]
+        pred.ents = [pred.char_span(s.start_char, s.end_char, label=s.label_) for s in ref.ents]
         examples.append(Example(pred, ref))
     return examples
 

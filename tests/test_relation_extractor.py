@@ -8,10 +8,11 @@ import numpy
 import pytest
 import srsly
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Span
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
+from conftest import annotated_doc
 from spacy_ie import Relation
 from spacy_ie.candidates import EntityPairCandidates
 
@@ -43,18 +44,10 @@ DATA = [
 ]
 
 
-def make_doc(nlp, text, ents, rels) -> Doc:
-    doc = nlp.make_doc(text)
-    spans = [doc.char_span(text.index(t), text.index(t) + len(t), label=label) for t, label in ents]
-    doc.ents = spans
-    doc._.relations = [Relation(spans[h], spans[t], label) for h, t, label in rels]
-    return doc
-
-
 def make_examples(nlp, gold_entities=True) -> List[Example]:
     examples = []
     for text, ents, rels in DATA:
-        reference = make_doc(nlp, text, ents, rels)
+        reference = annotated_doc(nlp, text, ents, rels)
         predicted = nlp.make_doc(text)
         if gold_entities:
             predicted.ents = [predicted.char_span(e.start_char, e.end_char, e.label_) for e in reference.ents]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, annotated_doc
 
 CONFIG = REPO_ROOT / "configs" / "ner_rel_trf.cfg"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -90,7 +90,6 @@ def _run_pipeline(out_dir: Path) -> dict:
     from spacy.training import Example
     from thinc.api import Config, fix_random_seed
 
-    from spacy_ie import Relation
     from spacy_ie.transformers import local_minilm_path
 
     fix_random_seed(0)
@@ -99,14 +98,7 @@ def _run_pipeline(out_dir: Path) -> dict:
     config = Config().from_disk(CONFIG, overrides=overrides)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
-    def make_doc(text, ents, rels):
-        doc = nlp.make_doc(text)
-        spans = [doc.char_span(text.index(t), text.index(t) + len(t), label=l) for t, l in ents]
-        doc.ents = spans
-        doc._.relations = [Relation(spans[h], spans[t], label) for h, t, label in rels]
-        return doc
-
-    examples = [Example(nlp.make_doc(text), make_doc(text, e, r)) for text, e, r in DATA]
+    examples = [Example(nlp.make_doc(text), annotated_doc(nlp, text, e, r)) for text, e, r in DATA]
     optimizer = nlp.initialize(lambda: examples)
     transformer = nlp.get_pipe("transformer").model.transformer
     before = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
