@@ -49,6 +49,12 @@ def annotated_doc(nlp, text: str, ents, rels):
     return doc
 
 
+def stderr_has(result, text: str) -> bool:
+    """Whether a CLI result's stderr contains `text`, whatever the line wrapping of wasabi's
+    messages (it wraps at the terminal width, so a long path moves the breaks)."""
+    return "".join(text.split()) in "".join(result.stderr.split())
+
+
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     """The real datasets: $SPACY_IE_DATASETS, else ../shared/datasets beside the repo root.

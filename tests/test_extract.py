@@ -11,6 +11,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import escape_html
 from typer.testing import CliRunner
 
+from conftest import stderr_has
+
 from spacy_ie import Relation
 from spacy_ie.cli import app
 from spacy_ie.cli.extract import (
@@ -40,11 +42,6 @@ def run_cli(*args) -> Result:
 
 def read_records(path: Path) -> List[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
-
-
-def stderr_has(result, text: str) -> bool:
-    """Whether stderr contains `text`, whatever the line wrapping of wasabi's messages."""
-    return "".join(text.split()) in "".join(result.stderr.split())
 
 
 def assert_span(span: dict, text: str) -> None:

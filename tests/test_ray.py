@@ -21,6 +21,8 @@ import spacy  # noqa: E402
 from ray.data.block import BlockAccessor  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from conftest import stderr_has  # noqa: E402
+
 from spacy_ie.cli import app  # noqa: E402
 from spacy_ie.cli.extract import InputError, _check_shards, doc_to_record  # noqa: E402
 from spacy_ie.ray import (  # noqa: E402
@@ -121,7 +123,7 @@ def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
     assert [r["id"] for r in records] == list(range(len(texts)))
     assert [{k: v for k, v in r.items() if k != "id"} for r in records] == local
     assert sum(len(r["relations"]) for r in local) > 0, "the test pipeline found no relation"
-    assert f"Extracted {len(texts)} docs" in "".join(result.stderr.split("\n"))
+    assert stderr_has(result, f"Extracted {len(texts)} docs")
     assert not list(tmp_path.glob(".ray_out*"))  # no temporary directory left
     # The Parquet columns are typed, not JSON text.
     schema = pq.read_schema(shards[0])
@@ -258,26 +260,26 @@ def test_cli_ray_bad_input_and_options_write_nothing(trained_pipeline, tmp_path)
     bad.write_text('{"text": "ok"}\n{"title": "no text"}\n', encoding="utf8")
     out = tmp_path / "out"
     result = run_cli(trained_pipeline, bad, "--engine", "ray", "-o", out)
-    assert result.exit_code == 1 and "line 2" in result.stderr and not out.exists()
+    assert result.exit_code == 1 and stderr_has(result, "line 2") and not out.exists()
     good = tmp_path / "good.txt"
     good.write_text("Ada met Bob .\n", encoding="utf8")
     result = run_cli(trained_pipeline, good, "--engine", "ray")
-    assert result.exit_code == 1 and "--output DIR" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "--output DIR")
     result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out, "--format", "csv")
-    assert result.exit_code == 1 and "jsonl or parquet" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "jsonl or parquet")
     result = run_cli(trained_pipeline, good, "-o", tmp_path / "x.parquet", "--format", "parquet")
-    assert result.exit_code == 1 and "needs --engine ray" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "needs --engine ray")
     result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out, "--html", "x.html")
-    assert result.exit_code == 1 and "--html is for --engine local" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "--html is for --engine local")
     result = run_cli(trained_pipeline, good, "--engine", "spark", "-o", out)
-    assert result.exit_code == 1 and "Unknown --engine" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "Unknown --engine")
     out.mkdir()
     (out / "old.jsonl").write_text("{}\n", encoding="utf8")
     result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out)
-    assert result.exit_code == 1 and "exists" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "exists")
     (out / "notes.txt").write_text("mine\n", encoding="utf8")
     result = run_cli(trained_pipeline, good, "--engine", "ray", "-o", out, "--overwrite")
-    assert result.exit_code == 1 and "notes.txt" in result.stderr
+    assert result.exit_code == 1 and stderr_has(result, "notes.txt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.txt", "out"]
 
 
