@@ -84,10 +84,10 @@ def demo_corpus(tmp_path_factory) -> dict:
     return convert_corpus(DEMO_DIR, tmp_path_factory.mktemp("demo_corpus"))
 
 
-@pytest.fixture(scope="session")
-def trained_pipeline(tmp_path_factory, demo_corpus) -> Path:
-    """A small tok2vec -> ner -> relation_extractor pipeline trained briefly on the demo corpus
-    (saved with to_disk). Good enough to predict some entities and relations, not to score."""
+def train_briefly(config_path: Path, overrides: dict, train_path: Path, out_dir: Path, epochs: int) -> Path:
+    """Train the pipeline of `config_path` (with `overrides`) for `epochs` passes over the
+    DocBin `train_path` (batches of 16, seed 0) and save it, with averaged weights, to
+    ``out_dir / "model"``. Good enough to predict, not to score."""
     import spacy
     from spacy.tokens import DocBin
     from spacy.training import Example
@@ -95,15 +95,25 @@ def trained_pipeline(tmp_path_factory, demo_corpus) -> Path:
     from thinc.api import Config, fix_random_seed
 
     fix_random_seed(0)
-    config = Config().from_disk(REPO_ROOT / "configs" / "ner_rel_tok2vec.cfg", overrides=SMALL_OVERRIDES)
+    config = Config().from_disk(config_path, overrides=overrides)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    docs = DocBin().from_disk(demo_corpus["train"]).get_docs(nlp.vocab)
+    docs = DocBin().from_disk(train_path).get_docs(nlp.vocab)
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
     optimizer = nlp.initialize(lambda: examples)
-    for _ in range(6):
+    for _ in range(epochs):
         for batch in minibatch(examples, 16):
             nlp.update(batch, sgd=optimizer, drop=0.1)
-    path = tmp_path_factory.mktemp("pipeline") / "model"
+    path = out_dir / "model"
     with nlp.use_params(optimizer.averages):
         nlp.to_disk(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(tmp_path_factory, demo_corpus) -> Path:
+    """A small tok2vec -> ner -> relation_extractor pipeline trained briefly on the demo corpus
+    (saved with to_disk). Good enough to predict some entities and relations, not to score."""
+    return train_briefly(
+        REPO_ROOT / "configs" / "ner_rel_tok2vec.cfg", SMALL_OVERRIDES, demo_corpus["train"],
+        tmp_path_factory.mktemp("pipeline"), epochs=6,
+    )

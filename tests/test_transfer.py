@@ -10,9 +10,9 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import minibatch
-from thinc.api import Config, fix_random_seed
+from thinc.api import Config
 
-from conftest import REPO_ROOT, SMALL_OVERRIDES
+from conftest import REPO_ROOT, SMALL_OVERRIDES, train_briefly
 from spacy_ie.training.transfer import SWITCHED_OFF_BIAS, map_entity_labels
 
 SOURCED_CONFIG = REPO_ROOT / "configs" / "ner_rel_sourced.cfg"
@@ -23,21 +23,11 @@ LABEL_MAP = {"PERSON": "Per", "ORG": "Organisation", "LOC": "Place", "DATE": "Pl
 @pytest.fixture(scope="module")
 def source_pipeline(tmp_path_factory, demo_corpus):
     """tok2vec (width 48) + ner trained on the demo corpus for a few epochs, saved to disk."""
-    fix_random_seed(0)
-    config = Config().from_disk(REPO_ROOT / "configs" / "ner_conll2003_tok2vec.cfg", overrides={
-        key: value for key, value in SMALL_OVERRIDES.items() if key.startswith("components.tok2vec")
-    })
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    docs = DocBin().from_disk(demo_corpus["train"]).get_docs(nlp.vocab)
-    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(8):
-        for batch in minibatch(examples, 16):
-            nlp.update(batch, sgd=optimizer, drop=0.1)
-    path = tmp_path_factory.mktemp("source") / "model"
-    with nlp.use_params(optimizer.averages):
-        nlp.to_disk(path)
-    return path
+    tok2vec_overrides = {k: v for k, v in SMALL_OVERRIDES.items() if k.startswith("components.tok2vec")}
+    return train_briefly(
+        REPO_ROOT / "configs" / "ner_conll2003_tok2vec.cfg", tok2vec_overrides, demo_corpus["train"],
+        tmp_path_factory.mktemp("source"), epochs=8,
+    )
 
 
 def _entities(nlp, texts):
