@@ -32,13 +32,14 @@ Commands (the `vectors` workflows of project.yml run them):
 """
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 import numpy
 import spacy
 import srsly
 import typer
 from spacy.attrs import LOWER
+from spacy.language import Language
 from wasabi import msg
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
@@ -139,17 +140,18 @@ def distil_model2vec(model_name: str, words: Sequence[str], out_file: Path, *, d
 
 
 def nearest_neighbours(
-    vectors_model: str, queries: Sequence[str], candidates: Sequence[str], k: int = 5
+    vectors_model: Union[str, Path, Language], queries: Sequence[str], candidates: Sequence[str], k: int = 5
 ) -> Dict[str, List[Tuple[str, float]]]:
     """The `k` nearest of `candidates` to each query by cosine similarity, with the vectors of
-    the spaCy pipeline `vectors_model` (the output of `spacy init vectors`; floret vectors
+    the spaCy pipeline `vectors_model` (a loaded pipeline, or the path of the output of
+    `spacy init vectors`; floret vectors
     give every word a vector, default-mode vectors give unknown words the zero vector). Words
     are looked up lower-cased when the vectors are keyed on LOWER, as the tok2vec does.
 
     RETURNS (Dict[str, List[Tuple[str, float]]]): query -> [(word, cosine)], most similar first,
         the query itself left out.
     """
-    nlp = spacy.load(vectors_model)
+    nlp = vectors_model if isinstance(vectors_model, Language) else spacy.load(vectors_model)
     lower = nlp.vocab.vectors.attr == LOWER
 
     def vector(word: str) -> numpy.ndarray:
@@ -216,14 +218,14 @@ def neighbours_cli(
     k: int = typer.Option(5, help="Neighbours per query"),
 ) -> None:
     """Print the nearest neighbours of each query word (a sanity check of trained vectors)."""
+    nlp = spacy.load(vectors_model)
     if candidates_file is not None:
         candidates = vocabulary(candidates_file)
     else:
-        nlp = spacy.load(vectors_model)
         candidates = [nlp.vocab.strings[key] for key in nlp.vocab.vectors.keys() if key in nlp.vocab.strings]
         if not candidates:
             msg.fail(f"{vectors_model} has no word list (floret vectors): pass --candidates-file", exits=1)
-    for query, neighbours in nearest_neighbours(vectors_model, queries, candidates, k).items():
+    for query, neighbours in nearest_neighbours(nlp, queries, candidates, k).items():
         print(f"{query}: " + ", ".join(f"{word} {sim:.3f}" for word, sim in neighbours))
 
 
