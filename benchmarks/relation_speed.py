@@ -1,7 +1,7 @@
 """Inference speed of a pipeline's relation_extractor alone, on the gold entities of a DocBin.
 
     python benchmarks/relation_speed.py training/model-best corpus/test.spacy [--repeats 3] [--batch-size 64] [--gpu-id 0]
-    python benchmarks/relation_speed.py training/model-best corpus/train.spacy --train-batches 20 --batch-size 32
+    python benchmarks/relation_speed.py training/model-best corpus/train.spacy --train-batches 5 --batch-size 32 --limit 192
 
 Prints words per second (wps) of the relation extractor over the Docs of the DocBin with their
 gold entities (``doc.ents`` and span groups kept, relations removed; every other component
@@ -26,6 +26,7 @@ import spacy
 import typer
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from spacy.util import registry
 
 from spacy_ie.training.corpus import copy_gold_spans
 
@@ -52,7 +53,9 @@ def measure_training(nlp, docs: List[Doc], batch_size: int, n_batches: int, keep
         eg = Example(nlp.make_doc(doc.text), doc)
         copy_gold_spans(eg)
         examples.append(eg)
-    optimizer = nlp.create_optimizer()
+    # the saved config keeps its ${...} variables (e.g. total_steps = ${training.max_steps}),
+    # which nlp.create_optimizer() cannot resolve: resolve the interpolated training block
+    optimizer = registry.resolve({"optimizer": nlp.config.interpolate()["training"]["optimizer"]})["optimizer"]
     batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
     if len(batches) < n_batches + 1:
         raise typer.BadParameter(f"{len(examples)} Docs make {len(batches)} batches of {batch_size}: "
@@ -77,6 +80,7 @@ def main(
     mode: Optional[str] = typer.Option(None, help="Marker model only: exact, packed_head or packed."),
     gpu_id: int = typer.Option(-1, help="GPU id, or -1 for CPU."),
     train_batches: int = typer.Option(0, help="Also time this many training updates (0: none)."),
+    limit: int = typer.Option(0, help="Use only the first LIMIT Docs (0: all)."),
 ) -> None:
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
@@ -86,7 +90,7 @@ def main(
         if "mode" not in pipe.model.attrs:
             raise typer.BadParameter(f"{component} has no marker model: --mode does not apply")
         pipe.model.attrs["mode"] = mode
-    docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))[: limit or None]
     for doc in docs:
         doc._.relations = []
     # a listener needs its upstream component: keep the tok2vec/transformer pipes it reads
@@ -100,7 +104,7 @@ def main(
     print(f"{len(docs)} docs, {sum(len(d) for d in docs)} words; {n_pairs} candidate pairs in the first 200 docs")
     print(f"relation extractor on gold entities: {wps:,.0f} words/s")
     if train_batches:
-        gold_docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))  # with their relations
+        gold_docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))[: limit or None]  # with relations
         measure_training(nlp, gold_docs, batch_size, train_batches, keep)
 
 
