@@ -90,7 +90,8 @@ def main(
         if "mode" not in pipe.model.attrs:
             raise typer.BadParameter(f"{component} has no marker model: --mode does not apply")
         pipe.model.attrs["mode"] = mode
-    docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))[: limit or None]
+    doc_bin = DocBin().from_disk(data)
+    docs = list(doc_bin.get_docs(nlp.vocab))[: limit or None]
     for doc in docs:
         doc._.relations = []
     # a listener needs its upstream component: keep the tok2vec/transformer pipes it reads
@@ -104,7 +105,7 @@ def main(
     print(f"{len(docs)} docs, {sum(len(d) for d in docs)} words; {n_pairs} candidate pairs in the first 200 docs")
     print(f"relation extractor on gold entities: {wps:,.0f} words/s")
     if train_batches:
-        gold_docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))[: limit or None]  # with relations
+        gold_docs = list(doc_bin.get_docs(nlp.vocab))[: limit or None]  # fresh Docs, with their relations
         measure_training(nlp, gold_docs, batch_size, train_batches, keep)
 
 
