@@ -212,6 +212,25 @@ def marked_offset(text: str, tokens: List[str], position: int) -> int:
     return len(unmark(text[: index - 1]))
 
 
+def test_packed_pass_too_long_falls_back_to_one_pass_per_head(tokenizer):
+    """Two clusters of three entities far apart in one sentence, candidates only within a
+    cluster: the packed pass does not fit `max_length`, so it splits into one pass per head
+    (6, each head with its two tails), not one per pair (12)."""
+    nlp = spacy.blank("en")
+    words = [f"w{i}" for i in range(120)]
+    doc = make_doc(nlp, words, [(1, 2, "A"), (3, 4, "B"), (5, 6, "C"), (100, 101, "X"), (102, 103, "Y"), (104, 105, "Z")])
+    candidates = Candidates.from_spans([doc], [list(doc.ents)], EntityPairCandidates(max_distance=10))
+    assert len(candidates) == 12
+    n_passes = {}
+    for mode in ("exact", "packed_head", "packed"):
+        batch = build_marker_batch([doc], candidates, tokenizer, MARKERS, mode, 40)
+        n_passes[mode] = len(batch.input_ids)
+        for (h, t), p, (hp, tp) in zip(candidates.pairs.tolist(), batch.pair_pass.tolist(), batch.positions.tolist()):
+            tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[p])
+            assert len(tokens) <= 40 and tokens[hp] == "@" and tokens[tp] == "#"  # split: tails carry "#"
+    assert n_passes == {"exact": 12, "packed_head": 6, "packed": 6}
+
+
 def test_packed_pass_too_long_falls_back_to_exact(tokenizer):
     nlp = spacy.blank("en")
     words = [f"w{i}" for i in range(120)]
@@ -283,6 +302,29 @@ def test_exact_and_packed_give_the_same_shapes(tiny_bert):
         shapes[mode] = predictions.probs.shape
         assert predictions.contexts.shape == (len(predictions.candidates), 2)
     assert len(set(shapes.values())) == 1 and shapes["exact"] == (14, 3)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_bert):
+    """Recomputing each layer in the backward pass changes memory, not the result: with dropout
+    on, one update's transformer gradients match those without checkpointing (torch restores
+    the dropout masks), and the flag is applied on the training call, not at inference."""
+    grads = {}
+    for enabled in (False, True):
+        fix_random_seed(0)
+        nlp = make_pipeline(tiny_bert, mode="exact", batch_size=4, gradient_checkpointing=enabled)
+        examples = examples_for(nlp)
+        nlp.initialize(lambda: examples)
+        pipe = nlp.get_pipe("relation_extractor")
+        transformer = marker_model.get_transformer(pipe.model)
+        pipe.predict([eg.predicted for eg in examples])
+        assert not transformer.is_gradient_checkpointing  # set by training calls only
+        fix_random_seed(1)
+        pipe.update(examples, drop=0.1)  # no sgd: the gradients stay on the parameters
+        assert transformer.is_gradient_checkpointing == enabled
+        grads[enabled] = [p.grad.detach().clone() for p in transformer.parameters() if p.grad is not None]
+    assert len(grads[True]) == len(grads[False]) > 0
+    for without, with_ in zip(grads[False], grads[True]):
+        torch.testing.assert_close(with_, without, rtol=1e-4, atol=1e-6)
 
 
 def test_trains_and_round_trips(tiny_bert, tmp_path):
