@@ -7,8 +7,10 @@ directory is deleted.
 import re
 import shutil
 import string
+import subprocess
+import sys
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Tuple
 
 import numpy
 import pytest
@@ -401,31 +403,72 @@ def test_overfits_a_handful_of_semeval_sentences(datasets_dir, tmp_path):
     assert len({semeval.directed_label(d) for d in gold}) >= 4  # several labels and directions
 
 
-@pytest.mark.parametrize(
-    "config_name,pipeline",
-    [("rel_markers_gold.cfg", ["relation_extractor"]), ("ner_rel_markers.cfg", ["transformer", "ner", "relation_extractor"])],
-)
-def test_configs_train_with_spacy_train(config_name, pipeline, tiny_bert, demo_corpus, tmp_path):
-    """spaCy's training loop (in process) runs each marker config on the demo corpus with the
-    tiny transformer; the saved pipeline predicts relations between given entities."""
+@pytest.fixture(scope="module")
+def trained_marker_pipelines(tiny_bert, demo_corpus, tmp_path_factory) -> Dict[str, Path]:
+    """Each marker config trained by spaCy's loop (in process) for 3 steps on the demo corpus
+    with the tiny transformer: config name -> model-last."""
     from spacy.cli.train import train
 
     from conftest import REPO_ROOT
 
-    fix_random_seed(0)
-    overrides = {
-        "paths.train": str(demo_corpus["dev"]), "paths.dev": str(demo_corpus["dev"]),
-        "paths.transformer_name": str(tiny_bert), "training.max_steps": 3,
-        "training.eval_frequency": 3, "training.optimizer.learn_rate.warmup_steps": 1,
-        "components.relation_extractor.threshold": 0.0,
-    }
-    train(REPO_ROOT / "configs" / config_name, tmp_path, overrides=overrides)
-    nlp = spacy.load(tmp_path / "model-last")
-    assert nlp.pipe_names == pipeline
-    assert marker_model.get_transformer(nlp.get_pipe("relation_extractor").model) is not None
-    doc = nlp.make_doc("Alice Smith works for Acme Corp in Paris.")
+    paths = {}
+    for config_name in ("rel_markers_gold.cfg", "ner_rel_markers.cfg"):
+        fix_random_seed(0)
+        overrides = {
+            "paths.train": str(demo_corpus["dev"]), "paths.dev": str(demo_corpus["dev"]),
+            "paths.transformer_name": str(tiny_bert), "training.max_steps": 3,
+            "training.eval_frequency": 3, "training.optimizer.learn_rate.warmup_steps": 1,
+            "components.relation_extractor.threshold": 0.0,
+        }
+        output = tmp_path_factory.mktemp(config_name.replace(".", "_"))
+        train(REPO_ROOT / "configs" / config_name, output, overrides=overrides)
+        paths[config_name] = output / "model-last"
+    return paths
+
+
+TEXT_E2E = "Alice Smith works for Acme Corp in Paris."
+
+
+def relations_between_given_entities(nlp) -> List[Tuple[str, str, str]]:
+    doc = nlp.make_doc(TEXT_E2E)
     doc.ents = [doc.char_span(0, 11, label="PERSON"), doc.char_span(22, 31, label="ORG")]
     with nlp.select_pipes(enable=["relation_extractor"]):
         doc = nlp(doc)
-    assert doc._.relations  # threshold 0: every allowed label of the candidates
-    assert {(r.head.text, r.tail.text) for r in doc._.relations} <= {("Alice Smith", "Acme Corp"), ("Acme Corp", "Alice Smith")}
+    return [(r.head.text, r.label, r.tail.text) for r in doc._.relations]
+
+
+@pytest.mark.parametrize(
+    "config_name,pipeline",
+    [("rel_markers_gold.cfg", ["relation_extractor"]), ("ner_rel_markers.cfg", ["transformer", "ner", "relation_extractor"])],
+)
+def test_configs_train_with_spacy_train(config_name, pipeline, trained_marker_pipelines):
+    """The saved pipeline of each config predicts relations between given entities."""
+    nlp = spacy.load(trained_marker_pipelines[config_name])
+    assert nlp.pipe_names == pipeline
+    assert marker_model.get_transformer(nlp.get_pipe("relation_extractor").model) is not None
+    found = relations_between_given_entities(nlp)
+    assert found  # threshold 0: every allowed label of the candidates
+    assert {(h, t) for h, _, t in found} <= {("Alice Smith", "Acme Corp"), ("Acme Corp", "Alice Smith")}
+
+
+def test_assemble_config_joins_a_ner_and_a_relation_pipeline(trained_marker_pipelines, tmp_path):
+    """configs/assemble_ner_markers.cfg, through `spacy assemble`: the transformer and ner of
+    one pipeline and the relation_extractor of another, each predicting as in its source."""
+    from conftest import REPO_ROOT
+
+    ner_source = trained_marker_pipelines["ner_rel_markers.cfg"]
+    rel_source = trained_marker_pipelines["rel_markers_gold.cfg"]
+    cmd = [sys.executable, "-m", "spacy", "assemble", str(REPO_ROOT / "configs" / "assemble_ner_markers.cfg"),
+           str(tmp_path / "joined"), "--paths.ner_source", str(ner_source), "--paths.rel_source", str(rel_source)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    joined = spacy.load(tmp_path / "joined")
+    assert joined.pipe_names == ["transformer", "ner", "relation_extractor"]
+    ner_nlp, rel_nlp = spacy.load(ner_source), spacy.load(rel_source)
+    assert [(e.text, e.label_) for e in joined(TEXT_E2E).ents] == [(e.text, e.label_) for e in ner_nlp(TEXT_E2E).ents]
+    doc = joined.make_doc(TEXT_E2E)
+    doc.ents = [doc.char_span(0, 11, label="PERSON"), doc.char_span(22, 31, label="ORG")]
+    probs = joined.get_pipe("relation_extractor").predict([doc]).probs
+    assert probs.shape[0] == 2
+    numpy.testing.assert_array_equal(probs, rel_nlp.get_pipe("relation_extractor").predict([doc]).probs)
+    assert not numpy.allclose(probs, ner_nlp.get_pipe("relation_extractor").predict([doc]).probs)  # not the ner pipeline's
