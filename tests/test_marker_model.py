@@ -156,6 +156,37 @@ def test_marker_tokens_of_every_pair(tokenizer):
         assert tokens.count("@") == 2 and tokens.count("#") == 2
 
 
+def test_between_tokens_of_every_pair(tokenizer):
+    """SpERT's context: the tokens strictly between the two entities, outside every marker, in
+    either direction; none for adjacent, nested and overlapping pairs; for a cut window, the
+    kept tokens between the two windows' markers."""
+    nlp = spacy.blank("en")
+    doc = Doc(nlp.vocab, words=["New", "York", "University", "Press", "sued", "Alice", "."])
+    spans = [
+        Span(doc, 0, 2, label="LOC"), Span(doc, 0, 3, label="ORG"), Span(doc, 1, 4, label="ORG"),
+        Span(doc, 4, 5, label="V"), Span(doc, 5, 6, label="PER"),
+    ]
+    candidates, batch = batch_for([doc], [spans], tokenizer)
+    between = {}
+    for (h, t), p, (start, end) in zip(candidates.pairs.tolist(), batch.pair_pass.tolist(), batch.between.tolist()):
+        tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[p])
+        between[h, t] = " ".join(tokens[start:end])
+    assert between[0, 3] == between[3, 0] == "university press"  # New York ... sued, both directions
+    assert between[0, 4] == between[4, 0] == "university press sued"
+    assert between[1, 4] == "press sued" and between[2, 4] == "sued"
+    assert between[3, 4] == between[4, 3] == ""  # adjacent
+    assert between[0, 1] == between[1, 0] == between[0, 2] == between[1, 2] == ""  # nested, overlapping
+
+    words = [f"w{i}" for i in range(120)]
+    doc = make_doc(nlp, words, [(1, 2, "A"), (100, 101, "B")])
+    candidates, batch = batch_for([doc], [list(doc.ents)], tokenizer, max_length=40)
+    for p, (hp, tp), (start, end) in zip(batch.pair_pass.tolist(), batch.positions.tolist(), batch.between.tolist()):
+        tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[p])
+        first, second = sorted((hp, tp))
+        assert first < start < end <= second  # the kept tokens after the first entity's closing marker
+        assert tokens[start - 1] in "@#" and "@" not in tokens[start:end] and "#" not in tokens[start:end]
+
+
 def test_a_cut_window_keeps_both_markers(tokenizer):
     nlp = spacy.blank("en")
     words = [f"w{i}" for i in range(150)]
@@ -329,13 +360,31 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_bert):
         torch.testing.assert_close(with_, without, rtol=1e-4, atol=1e-6)
 
 
-def test_trains_and_round_trips(tiny_bert, tmp_path):
+def test_pool_between_takes_the_max_of_each_range():
+    from thinc.api import NumpyOps
+
+    ops = NumpyOps()
+    H = numpy.random.default_rng(0).normal(size=(12, 3)).astype("float32")
+    base = numpy.asarray([0, 6, 6])
+    between = numpy.asarray([[1, 4], [2, 2], [0, 5]])  # rows 1-3; empty; rows 6-10
+    pooled, backprop = marker_model._pool_between(ops, H, base, between)
+    numpy.testing.assert_array_equal(pooled, numpy.stack([H[1:4].max(0), numpy.zeros(3), H[6:11].max(0)]))
+    dH = numpy.zeros_like(H)
+    backprop(dH, numpy.ones((3, 3), dtype="float32"))
+    expected = numpy.zeros_like(H)
+    for lo, hi in ((1, 4), (6, 11)):
+        expected[lo + H[lo:hi].argmax(0), numpy.arange(3)] += 1
+    numpy.testing.assert_array_equal(dH, expected)
+
+
+@pytest.mark.parametrize("use_between", [False, True])
+def test_trains_and_round_trips(tiny_bert, tmp_path, use_between):
     """Training moves the transformer's weights and learns the toy data; the saved pipeline
     loads without the model directory and predicts the same probabilities."""
     fix_random_seed(0)
     source = tmp_path / "bert"
     shutil.copytree(tiny_bert, source)
-    nlp = make_pipeline(source, mode="exact", batch_size=4)
+    nlp = make_pipeline(source, mode="exact", batch_size=4, use_between=use_between)
     examples = examples_for(nlp)
     nlp.initialize(lambda: examples)
     transformer = marker_model.get_transformer(nlp.get_pipe("relation_extractor").model)

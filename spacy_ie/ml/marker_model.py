@@ -15,9 +15,10 @@ markers in punctuation form beat new special tokens, which start untrained)::
 
 and the pair is classified from the vectors of the two opening markers (`@` and `#`: "entity
 start" pooling of Baldini Soares et al. 2019, "Matching the Blanks", Fig. 3f), optionally with
-[CLS], entity-label embeddings and a signed distance embedding:
+[CLS], the max-pooled tokens between the two entities (SpERT's context), entity-label
+embeddings and a signed distance embedding:
 
-    [H[@]; H[#]; (H[CLS]); (E[head label]; E[tail label]); (D[distance])]
+    [H[@]; H[#]; (H[CLS]); (max H[between]); (E[head label]; E[tail label]); (D[distance])]
         ─ Maxout + LayerNorm ─ Linear -> logits (n_pairs, nO)
 
 Cost (``mode``): a *pass* is one transformer input.
@@ -76,6 +77,7 @@ def build_typed_marker_relation_model(
     tail_type_marker: str = "^",
     typed: bool = True,
     use_cls: bool = False,
+    use_between: bool = False,
     hidden_width: int = 256,
     dropout: float = 0.1,
     label_width: int = 16,
@@ -100,6 +102,10 @@ def build_typed_marker_relation_model(
         markers: the head reads "@ * LABEL * text @", the tail "# ^ LABEL ^ text #".
     typed (bool): put the entity label inside the markers (false: "@ text @").
     use_cls (bool): add the first token's vector ([CLS] / <s>) to the pair features.
+    use_between (bool): add the max-pooled vectors of the tokens between the two entities
+        (after the first one's closing marker, before the second one's opening marker; zeros
+        when they are adjacent, overlap or nest): SpERT's localized context (Eberts & Ulges
+        2020, "Span-based Joint Entity and Relation Extraction with Transformer Pre-training").
     hidden_width (int), dropout (float): the Maxout hidden layer of the classifier.
     label_width (int): width of the head and tail label embeddings (0 disables them).
     distance_width (int): width of the signed token-gap embedding (0 disables it).
@@ -163,6 +169,7 @@ def build_typed_marker_relation_model(
             "markers": markers,
             "typed": typed,
             "use_cls": use_cls,
+            "use_between": use_between,
             "gradient_checkpointing": gradient_checkpointing,
         },
     )
@@ -285,6 +292,8 @@ class MarkerBatch(NamedTuple):
     pair_pass (numpy int64 array): (n_pairs,) the pass of each pair.
     positions (numpy int64 array): (n_pairs, 2) the position of the head's and the tail's
         opening marker in its pass's input_ids.
+    between (numpy int64 array): (n_pairs, 2) the positions [start, end) of the tokens between
+        the two entities in the pass's input_ids (start == end when there are none).
     contexts (numpy int32 array): (n_pairs, 2) Doc-local token range of each pair's pass.
     """
 
@@ -292,6 +301,7 @@ class MarkerBatch(NamedTuple):
     input_ids: List[List[int]]
     pair_pass: numpy.ndarray
     positions: numpy.ndarray
+    between: numpy.ndarray
     contexts: numpy.ndarray
 
 
@@ -347,6 +357,7 @@ def build_marker_batch(
     input_ids: List[List[int]] = []
     pair_pass = numpy.zeros(n_pairs, dtype="int64")
     positions = numpy.zeros((n_pairs, 2), dtype="int64")
+    between = numpy.zeros((n_pairs, 2), dtype="int64")
     contexts = numpy.zeros((n_pairs, 2), dtype="int32")
 
     def make_passes(pass_pairs: List[List[int]], pass_mode: str) -> None:
@@ -401,9 +412,11 @@ def build_marker_batch(
             texts.append(text)
             slot = {s: i for i, s in enumerate(span_rows)}
             for r in rows:
+                two = [slot[int(pairs[r, 0])], slot[int(pairs[r, 1])]]
                 pair_pass[r] = index
-                positions[r] = new_pos[opening[[slot[int(pairs[r, 0])], slot[int(pairs[r, 1])]]]]
+                positions[r] = new_pos[opening[two]]
                 contexts[r] = ctx
+                between[r] = _between(keep, opening[two], closing[two], n_prefix)
             if (positions[rows] < 0).any():  # select_window keeps every opening marker
                 raise AssertionError(f"TypedMarkerRelationModel: a marker was cut from {text!r:.80}")
         if fallback:  # packed -> one pass per head -> one pass per pair
@@ -416,7 +429,21 @@ def build_marker_batch(
                 make_passes([[r] for r in fallback], "exact")
 
     make_passes(list(groups.values()), mode)
-    return MarkerBatch(texts, input_ids, pair_pass, positions, contexts)
+    return MarkerBatch(texts, input_ids, pair_pass, positions, between, contexts)
+
+
+def _between(keep: numpy.ndarray, opening: numpy.ndarray, closing: numpy.ndarray, n_prefix: int) -> Tuple[int, int]:
+    """[start, end) in a pass's input_ids of the tokens between two marked spans: after the
+    closing marker of the span that opens first, before the opening marker of the other; an
+    empty range (start == end) when the spans touch, overlap or nest. `keep` are the sorted
+    token positions the window kept, `opening`/`closing` the two spans' marker tokens before
+    the cut, `n_prefix` the special tokens before the text."""
+    first, second = (0, 1) if opening[0] <= opening[1] else (1, 0)
+    lo, hi = int(closing[first]) + 1, int(opening[second])
+    if hi <= lo:
+        return (0, 0)
+    start, end = numpy.searchsorted(keep, [lo, hi])  # the window may drop tokens in between
+    return (int(start) + n_prefix, int(end) + n_prefix)
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -462,7 +489,7 @@ def init(model: Model[InT, RelationScores], X: Optional[InT] = None, Y=None) -> 
             "markers are located through character offsets (tokenizer_config.use_fast = true)"
         )
     width = int(hf.transformer.config.hidden_size)
-    n_vectors = 3 if model.attrs["use_cls"] else 2
+    n_vectors = 2 + bool(model.attrs["use_cls"]) + bool(model.attrs.get("use_between"))
     features = n_vectors * width
     if model.has_ref("label_embed"):
         model.get_ref("label_embed").initialize()
@@ -475,6 +502,29 @@ def init(model: Model[InT, RelationScores], X: Optional[InT] = None, Y=None) -> 
     classifier = model.get_ref("classifier")
     classifier.layers[0].set_dim("nI", features, force=True)
     classifier.initialize(X=model.ops.alloc2f(2, features))
+
+
+def _pool_between(ops, H: Floats2d, base: numpy.ndarray, between: numpy.ndarray) -> Tuple[Floats2d, Callable]:
+    """Max-pool each pair's between-entity tokens: H (n_rows, nH), base (n_pairs,) the row of
+    each pair's pass start, between (n_pairs, 2) [start, end) in the pass -> (n_pairs, nH),
+    zeros for an empty range. The callback adds the gradient into dH (n_rows, nH)."""
+    lengths = (between[:, 1] - between[:, 0]).astype("int32")
+    nonempty = numpy.flatnonzero(lengths > 0)
+    pooled = ops.alloc2f(len(between), H.shape[1])
+    if not len(nonempty):
+        return pooled, lambda dH, d_pooled: None
+    rows = numpy.concatenate([numpy.arange(base[i] + between[i, 0], base[i] + between[i, 1]) for i in nonempty.tolist()])
+    rows_x = ops.asarray1i(rows.astype("int32"))
+    lengths_x = ops.asarray1i(lengths[nonempty])
+    nonempty_x = ops.asarray1i(nonempty.astype("int32"))
+    maxes, which = ops.reduce_max(ops.xp.ascontiguousarray(H[rows_x]), lengths_x)
+    pooled[nonempty_x] = maxes
+
+    def backprop(dH: Floats2d, d_pooled: Floats2d) -> None:
+        d_rows = ops.backprop_reduce_max(ops.xp.ascontiguousarray(d_pooled[nonempty_x]), which, lengths_x)
+        ops.scatter_add(dH, rows_x, d_rows)
+
+    return pooled, backprop
 
 
 def _set_gradient_checkpointing(transformer: Any, enabled: bool) -> None:
@@ -559,6 +609,10 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
         rows.append(base)
     rows_x = [ops.asarray1i(r.astype("int32")) for r in rows]
     features = [H_all[r] for r in rows_x]
+    bp_between = None
+    if model.attrs.get("use_between"):
+        pooled, bp_between = _pool_between(ops, H_all, base, batch.between)
+        features.append(pooled)
     bp_label = bp_distance = None
     pairs = candidates.global_pairs
     if model.has_ref("label_embed"):
@@ -579,6 +633,9 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
         for k, r in enumerate(rows_x):
             ops.scatter_add(dH, r, xp.ascontiguousarray(d_features[:, k * nH : (k + 1) * nH]))
         col = len(rows_x) * nH
+        if bp_between is not None:
+            bp_between(dH, xp.ascontiguousarray(d_features[:, col : col + nH]))
+            col += nH
         if bp_label is not None:
             nL = model.get_ref("label_embed").get_dim("nO")
             bp_label(xp.vstack((d_features[:, col : col + nL], d_features[:, col + nL : col + 2 * nL])))
