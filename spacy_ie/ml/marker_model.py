@@ -69,7 +69,7 @@ HEAD, TAIL = 0, 1
 def build_typed_marker_relation_model(
     name: str,
     mode: str = "exact",
-    max_length: int = 128,
+    max_length: int = 512,
     batch_size: int = 64,
     head_marker: str = "@",
     head_type_marker: str = "*",
@@ -311,7 +311,7 @@ def build_marker_batch(
     tokenizer: Any,
     markers: MarkerStrings,
     mode: str = "exact",
-    max_length: int = 128,
+    max_length: int = 512,
 ) -> MarkerBatch:
     """Group the candidates into passes (`mode`), insert the typed markers, tokenize, and cut
     each pass to at most `max_length` subword tokens (special tokens included) with its markers.
