@@ -133,15 +133,20 @@ def batch_for(docs, spans, tokenizer, mode="exact", max_length=128):
     return candidates, build_marker_batch(docs, candidates, tokenizer, MARKERS, mode, max_length)
 
 
-def test_marker_tokens_of_every_pair(tokenizer):
-    """Overlapping, nested, adjacent pairs in both directions: the positions of each pair point
-    at its head's `@` and tail's `#` in the subword ids, found through character offsets."""
-    nlp = spacy.blank("en")
-    doc = Doc(nlp.vocab, words=["New", "York", "University", "Press", "sued", "Alice", "."])
+def overlapping_spans() -> Tuple[Doc, List[Span]]:
+    """"New York University Press sued Alice .": nested, overlapping and adjacent spans."""
+    doc = Doc(spacy.blank("en").vocab, words=["New", "York", "University", "Press", "sued", "Alice", "."])
     spans = [
         Span(doc, 0, 2, label="LOC"), Span(doc, 0, 3, label="ORG"), Span(doc, 1, 4, label="ORG"),
         Span(doc, 4, 5, label="V"), Span(doc, 5, 6, label="PER"),
     ]
+    return doc, spans
+
+
+def test_marker_tokens_of_every_pair(tokenizer):
+    """Overlapping, nested, adjacent pairs in both directions: the positions of each pair point
+    at its head's `@` and tail's `#` in the subword ids, found through character offsets."""
+    doc, spans = overlapping_spans()
     candidates, batch = batch_for([doc], [spans], tokenizer)
     assert len(batch.input_ids) == len(candidates) == 20  # exact: one pass per ordered pair
     pairs = candidates.pairs.tolist()
@@ -160,12 +165,7 @@ def test_between_tokens_of_every_pair(tokenizer):
     """SpERT's context: the tokens strictly between the two entities, outside every marker, in
     either direction; none for adjacent, nested and overlapping pairs; for a cut window, the
     kept tokens between the two windows' markers."""
-    nlp = spacy.blank("en")
-    doc = Doc(nlp.vocab, words=["New", "York", "University", "Press", "sued", "Alice", "."])
-    spans = [
-        Span(doc, 0, 2, label="LOC"), Span(doc, 0, 3, label="ORG"), Span(doc, 1, 4, label="ORG"),
-        Span(doc, 4, 5, label="V"), Span(doc, 5, 6, label="PER"),
-    ]
+    doc, spans = overlapping_spans()
     candidates, batch = batch_for([doc], [spans], tokenizer)
     between = {}
     for (h, t), p, (start, end) in zip(candidates.pairs.tolist(), batch.pair_pass.tolist(), batch.between.tolist()):
@@ -178,7 +178,7 @@ def test_between_tokens_of_every_pair(tokenizer):
     assert between[0, 1] == between[1, 0] == between[0, 2] == between[1, 2] == ""  # nested, overlapping
 
     words = [f"w{i}" for i in range(120)]
-    doc = make_doc(nlp, words, [(1, 2, "A"), (100, 101, "B")])
+    doc = make_doc(spacy.blank("en"), words, [(1, 2, "A"), (100, 101, "B")])
     candidates, batch = batch_for([doc], [list(doc.ents)], tokenizer, max_length=40)
     for p, (hp, tp), (start, end) in zip(batch.pair_pass.tolist(), batch.positions.tolist(), batch.between.tolist()):
         tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[p])
