@@ -489,7 +489,7 @@ def init(model: Model[InT, RelationScores], X: Optional[InT] = None, Y=None) -> 
             "markers are located through character offsets (tokenizer_config.use_fast = true)"
         )
     width = int(hf.transformer.config.hidden_size)
-    n_vectors = 2 + bool(model.attrs["use_cls"]) + bool(model.attrs.get("use_between"))
+    n_vectors = 2 + bool(model.attrs["use_cls"]) + bool(model.attrs["use_between"])
     features = n_vectors * width
     if model.has_ref("label_embed"):
         model.get_ref("label_embed").initialize()
@@ -513,9 +513,11 @@ def _pool_between(ops, H: Floats2d, base: numpy.ndarray, between: numpy.ndarray)
     pooled = ops.alloc2f(len(between), H.shape[1])
     if not len(nonempty):
         return pooled, lambda dH, d_pooled: None
-    rows = numpy.concatenate([numpy.arange(base[i] + between[i, 0], base[i] + between[i, 1]) for i in nonempty.tolist()])
+    n = lengths[nonempty]
+    starts = base[nonempty] + between[nonempty, 0]
+    rows = numpy.repeat(starts - (numpy.cumsum(n) - n), n) + numpy.arange(int(n.sum()))  # each range's rows
     rows_x = ops.asarray1i(rows.astype("int32"))
-    lengths_x = ops.asarray1i(lengths[nonempty])
+    lengths_x = ops.asarray1i(n)
     nonempty_x = ops.asarray1i(nonempty.astype("int32"))
     maxes, which = ops.reduce_max(ops.xp.ascontiguousarray(H[rows_x]), lengths_x)
     pooled[nonempty_x] = maxes
@@ -580,7 +582,7 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
     )
     encoder = model.get_ref("encoder")
     if is_train:
-        _set_gradient_checkpointing(get_transformer(model), bool(model.attrs.get("gradient_checkpointing")))
+        _set_gradient_checkpointing(get_transformer(model), bool(model.attrs["gradient_checkpointing"]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lengths = numpy.asarray([len(ids) for ids in batch.input_ids])
     order = numpy.argsort(lengths, kind="stable")
@@ -610,7 +612,7 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
     rows_x = [ops.asarray1i(r.astype("int32")) for r in rows]
     features = [H_all[r] for r in rows_x]
     bp_between = None
-    if model.attrs.get("use_between"):
+    if model.attrs["use_between"]:
         pooled, bp_between = _pool_between(ops, H_all, base, batch.between)
         features.append(pooled)
     bp_label = bp_distance = None
