@@ -410,13 +410,14 @@ def build_marker_batch(
             index = len(input_ids)
             input_ids.append(prefix + [ids[k] for k in keep.tolist()] + suffix)
             texts.append(text)
-            slot = {s: i for i, s in enumerate(span_rows)}
-            for r in rows:
-                two = [slot[int(pairs[r, 0])], slot[int(pairs[r, 1])]]
-                pair_pass[r] = index
-                positions[r] = new_pos[opening[two]]
-                contexts[r] = ctx
-                between[r] = _between(keep, opening[two], closing[two], n_prefix)
+            rows_a = numpy.asarray(rows)
+            marked_rows = numpy.asarray(span_rows)
+            order = numpy.argsort(marked_rows, kind="stable")
+            two = order[numpy.searchsorted(marked_rows[order], pairs[rows_a])]  # (n, 2) head, tail slots
+            pair_pass[rows_a] = index
+            positions[rows_a] = new_pos[opening[two]]
+            contexts[rows_a] = ctx
+            between[rows_a] = _between(keep, opening[two], closing[two], n_prefix)
             if (positions[rows] < 0).any():  # select_window keeps every opening marker
                 raise AssertionError(f"TypedMarkerRelationModel: a marker was cut from {text!r:.80}")
         if fallback:  # packed -> one pass per head -> one pass per pair
@@ -432,18 +433,24 @@ def build_marker_batch(
     return MarkerBatch(texts, input_ids, pair_pass, positions, between, contexts)
 
 
-def _between(keep: numpy.ndarray, opening: numpy.ndarray, closing: numpy.ndarray, n_prefix: int) -> Tuple[int, int]:
-    """[start, end) in a pass's input_ids of the tokens between two marked spans: after the
-    closing marker of the span that opens first, before the opening marker of the other; an
-    empty range (start == end) when the spans touch, overlap or nest. `keep` are the sorted
-    token positions the window kept, `opening`/`closing` the two spans' marker tokens before
-    the cut, `n_prefix` the special tokens before the text."""
-    first, second = (0, 1) if opening[0] <= opening[1] else (1, 0)
-    lo, hi = int(closing[first]) + 1, int(opening[second])
-    if hi <= lo:
-        return (0, 0)
-    start, end = numpy.searchsorted(keep, [lo, hi])  # the window may drop tokens in between
-    return (int(start) + n_prefix, int(end) + n_prefix)
+def _between(keep: numpy.ndarray, opening: numpy.ndarray, closing: numpy.ndarray, n_prefix: int) -> numpy.ndarray:
+    """[start, end) in a pass's input_ids of the tokens between the two marked spans of each
+    pair: after the closing marker of the span that opens first, before the opening marker of
+    the other; an empty range (0, 0) when the spans touch, overlap or nest.
+
+    keep (numpy int array): (n_kept,) the sorted token positions the window kept.
+    opening, closing (numpy int arrays): (n_pairs, 2) the head's and the tail's marker tokens
+        before the cut.
+    n_prefix (int): the special tokens before the text.
+    RETURNS (numpy int64 array): (n_pairs, 2).
+    """
+    rows = numpy.arange(len(opening))
+    first = (opening[:, 0] > opening[:, 1]).astype("int64")  # the span that opens first
+    lo = closing[rows, first] + 1
+    hi = opening[rows, 1 - first]
+    ranges = numpy.stack([numpy.searchsorted(keep, lo), numpy.searchsorted(keep, hi)], axis=1) + n_prefix
+    ranges[hi <= lo] = 0  # the window may drop tokens in between; searchsorted keeps what is left
+    return ranges.astype("int64")
 
 
 # --- the model ------------------------------------------------------------------------------
