@@ -187,6 +187,54 @@ def score_relations(
     return scores
 
 
+def argument_errors(
+    examples: Iterable[Example],
+    get_spans: Callable[[Doc], Iterable[Span]],
+    *,
+    labels: Optional[Iterable[str]] = None,
+    symmetric_labels: Iterable[str] = (),
+) -> Dict[str, Any]:
+    """What the entity stage costs the relations end to end, under strict matching: the gold
+    relations whose head and tail are both among the predicted spans (the others cannot be
+    found, so their share is the end-to-end recall ceiling), and the false positives with an
+    argument that is not a gold span (errors the relation model makes on a span the entity
+    stage got wrong). Both follow from the strict setting of Taillé et al. (2020) (module
+    docstring): a relation is correct only when both its arguments are.
+
+    examples (Iterable[Example]): ``eg.predicted`` holds the predicted spans and relations,
+        ``eg.reference`` the gold ones; spans match by characters and entity label.
+    get_spans (Callable[[Doc], Iterable[Span]]): the spans relations may connect in a Doc
+        (`RelationExtractor.get_spans`: ``doc.ents`` or a span group).
+    labels (Optional[Iterable[str]]): if given, only relations with these labels count.
+    symmetric_labels (Iterable[str]): labels matched regardless of head/tail order.
+    RETURNS (Dict[str, Any]): ``gold`` (distinct gold relations), ``reachable`` (of them, with
+        both arguments predicted), ``recall_ceiling`` (reachable / gold, 0.0 without gold),
+        ``false_positives`` and ``false_positives_wrong_argument`` (of them, with a head or
+        tail that is not a gold span).
+    """
+    label_set = set(labels) if labels is not None else None
+    symmetric = frozenset(symmetric_labels)
+    gold_n = reachable = false_positives = wrong_argument = 0
+    for eg in examples:
+        predicted_spans = {_span_key(s, STRICT) for s in get_spans(eg.predicted)}
+        gold_spans = {_span_key(s, STRICT) for s in get_spans(eg.reference)}
+        gold = set(_doc_keys(eg.reference, STRICT, symmetric, label_set))
+        pred = set(_doc_keys(eg.predicted, STRICT, symmetric, label_set))
+        gold_n += len(gold)
+        reachable += sum(head in predicted_spans and tail in predicted_spans for _, head, tail in gold)
+        false_positives += len(pred - gold)
+        wrong_argument += sum(
+            head not in gold_spans or tail not in gold_spans for _, head, tail in pred - gold
+        )
+    return {
+        "gold": gold_n,
+        "reachable": reachable,
+        "recall_ceiling": reachable / gold_n if gold_n else 0.0,
+        "false_positives": false_positives,
+        "false_positives_wrong_argument": wrong_argument,
+    }
+
+
 @spacy.registry.scorers("spacy_ie.relation_scorer.v1")
 def make_relation_scorer() -> Callable[..., Dict[str, Any]]:
     """The relation_extractor's default scorer: `score_relations`."""

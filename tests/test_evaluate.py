@@ -61,8 +61,8 @@ def test_cli_writes_json_with_both_views(cli_run):
     assert set(metrics["views"]) == {"end_to_end", "gold_entities"}
     assert metrics["views_coincide"] is False
     assert {"ents_p", "ents_r", "ents_f", "ents_per_type"} <= set(metrics["ner"])
-    for view in metrics["views"].values():
-        assert set(view) == VIEW_KEYS
+    for name, view in metrics["views"].items():
+        assert set(view) == VIEW_KEYS | ({"arguments"} if name == "end_to_end" else set())
         assert view["seconds"] > 0 and view["words_per_second"] > 0
         scores = view["scores"]
         for key in ("rel_micro_f", "rel_macro_f", "rel_per_type", "rel_boundary_micro_f",
@@ -78,6 +78,13 @@ def test_cli_writes_json_with_both_views(cli_run):
             # the configured thresholds are on the sweep grid: tuning never loses
             assert t["best_f"] >= t["configured_f"] - 1e-9
     assert metrics["views"]["gold_entities"]["disabled"] == ["ner"]
+    e2e = metrics["views"]["end_to_end"]
+    arguments, scores = e2e["arguments"], e2e["scores"]
+    assert arguments["gold"] > 0 and arguments["reachable"] <= arguments["gold"]
+    # strict recall can never pass the share of gold relations whose arguments were predicted
+    assert scores["rel_micro_r"] <= arguments["recall_ceiling"] + 1e-9
+    assert arguments["false_positives_wrong_argument"] <= arguments["false_positives"]
+    assert "the recall ceiling" in printed
 
 
 def test_cli_plots_are_pngs(cli_run):

@@ -10,6 +10,7 @@ from spacy.training import Example
 
 from spacy_ie import Relation
 from spacy_ie.scorer import (
+    argument_errors,
     count_relations,
     make_relation_scorer,
     score_relations,
@@ -164,6 +165,28 @@ def test_relation_on_non_gold_entity_is_false_positive():
     scores = score_relations([example(pred, GOLD[:1])])
     assert_prf(scores, "rel_micro", 0.5, 1.0, 2 / 3)
     assert_prf(scores, "rel_boundary_micro", 0.5, 1.0, 2 / 3)
+
+
+def test_argument_errors_attribute_misses_and_false_positives_to_the_entities():
+    # predicted: London mislabelled ORG, Mary not found; gold: three relations
+    pred_ents = [(ADA, "PER"), (CHARLES, "PER"), (LONDON, "ORG")]
+    gold = GOLD + [(MARY, ADA, "knows")]
+    pred = [
+        (ADA, CHARLES, "knows"),  # correct
+        (CHARLES, LONDON, "lives_in"),  # London's label is wrong: a wrong-argument error
+        (CHARLES, ADA, "knows"),  # both arguments gold: the relation model's own error
+    ]
+    eg = Example(make_doc(pred, ents=pred_ents), make_doc(gold))
+    errors = argument_errors([eg], lambda doc: doc.ents)
+    assert errors == {
+        "gold": 3,
+        "reachable": 1,  # only Ada-Charles has both arguments among the predicted entities
+        "recall_ceiling": pytest.approx(1 / 3),
+        "false_positives": 2,
+        "false_positives_wrong_argument": 1,
+    }
+    assert argument_errors([eg], lambda doc: doc.ents, labels=["lives_in"])["gold"] == 1
+    assert argument_errors([], lambda doc: doc.ents)["recall_ceiling"] == 0.0
 
 
 def test_duplicates_count_once():

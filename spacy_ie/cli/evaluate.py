@@ -36,6 +36,7 @@ from wasabi import msg
 from ..pipeline.relation_extractor import RelationExtractor, RelationPredictions, write_relations
 from ..scorer import (
     DEFAULT_THRESHOLDS,
+    argument_errors,
     count_relations,
     score_relations,
     summarize_counts,
@@ -329,7 +330,10 @@ def evaluate_relations(
                  (curve: p, r, f lists, best_threshold, best_p, best_r, best_f),
              tuning: {micro: {configured_threshold, configured_f, best_threshold, best_f, gain},
                       per_type: {label: same}, tuned_thresholds: {label: t},
-                      tuned_micro_f, tuned_gain}}
+                      tuned_micro_f, tuned_gain},
+             and end to end only, arguments: `spacy_ie.scorer.argument_errors` at the
+                 configured thresholds (gold, reachable, recall_ceiling, false_positives,
+                 false_positives_wrong_argument)}
     RAISES (EvaluationError): if the pipeline has no relation extractor (of that name).
     """
     examples = list(examples)
@@ -387,6 +391,13 @@ def evaluate_relations(
             "words_per_second": predicted.n_words / predicted.seconds if predicted.seconds > 0 else 0.0,
             **score_view(predicted, rel, sweep=sweep),
         }
+        if view == END_TO_END:
+            results["views"][view]["arguments"] = argument_errors(
+                predicted.examples,
+                rel.get_spans,
+                labels=rel.labels,
+                symmetric_labels=rel.cfg["symmetric_labels"],
+            )
     return results
 
 
@@ -590,6 +601,14 @@ def print_results(results: Dict[str, Any]) -> None:
             for avg in ("micro", "macro")
         ]
         msg.table(rows, header=("", "P", "R", "F"), divider=True, aligns=("l", "r", "r", "r"))
+        if "arguments" in data:
+            a = data["arguments"]
+            msg.text(
+                f"Gold relations with both arguments predicted (strict): {a['reachable']} of "
+                f"{a['gold']} ({_pct(a['recall_ceiling'])}%, the recall ceiling); false "
+                f"positives with an argument that is not a gold entity: "
+                f"{a['false_positives_wrong_argument']} of {a['false_positives']}"
+            )
         per_label = [
             (label, _pct(v["p"]), _pct(v["r"]), _pct(v["f"]),
              _pct(s["rel_boundary_per_type"].get(label, {}).get("f", 0.0)))
