@@ -220,12 +220,11 @@ def argument_errors(
         gold_spans = {_span_key(s, STRICT) for s in get_spans(eg.reference)}
         gold = set(_doc_keys(eg.reference, STRICT, symmetric, label_set))
         pred = set(_doc_keys(eg.predicted, STRICT, symmetric, label_set))
+        wrong = pred - gold
         gold_n += len(gold)
         reachable += sum(head in predicted_spans and tail in predicted_spans for _, head, tail in gold)
-        false_positives += len(pred - gold)
-        wrong_argument += sum(
-            head not in gold_spans or tail not in gold_spans for _, head, tail in pred - gold
-        )
+        false_positives += len(wrong)
+        wrong_argument += sum(head not in gold_spans or tail not in gold_spans for _, head, tail in wrong)
     return {
         "gold": gold_n,
         "reachable": reachable,
