@@ -374,7 +374,7 @@ def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
     examples = make_examples(nlp)
     rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "exclusive_classes": exclusive})
     train(nlp, examples, steps=3)
-    candidates = rel.gold_candidates(examples)
+    candidates = rel.training_candidates(examples)
     scores = rel.model.predict(([eg.predicted for eg in examples], candidates))
     loss, d_logits = rel.get_loss(examples, (candidates, scores))
     logits = numpy.asarray(scores.logits, dtype="float64")

@@ -46,6 +46,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)
         "one_relation_per_pair": False,
         "symmetric_labels": [],
         "store_attention": False,
+        "train_on_predicted": False,
         "scorer": {"@scorers": "spacy_ie.relation_scorer.v1"},
     },
     default_score_weights={
@@ -68,6 +69,7 @@ def make_relation_extractor(
     symmetric_labels: List[str],
     store_attention: bool,
     scorer: Optional[Callable],
+    train_on_predicted: bool = False,
     span_source: Optional[str] = None,
 ) -> "RelationExtractor":
     """Create a `RelationExtractor` (see its docstring for the settings). `span_source` is the
@@ -91,6 +93,7 @@ def make_relation_extractor(
         one_relation_per_pair=one_relation_per_pair,
         symmetric_labels=symmetric_labels,
         store_attention=store_attention,
+        train_on_predicted=train_on_predicted,
         scorer=scorer,
     )
 
@@ -265,7 +268,13 @@ class RelationExtractor(TrainablePipe):
 
     During training the candidates come from the gold spans of each example (aligned to the
     predicted Doc), so a jointly trained NER does not feed the relation extractor its own
-    early mistakes; at inference they come from the predicted spans (e.g. from `ner`).
+    early mistakes; at inference they come from the predicted spans (e.g. from `ner`). With
+    `train_on_predicted`, the spans of each example's predicted Doc whose boundaries no gold
+    span has are added as candidates too (see `training_candidates`): the model then also learns
+    to reject pairs with a spurious or mis-bounded argument, the end-to-end errors that gold
+    spans never show it. Their entities must be on the predicted Docs: from entities predicted
+    by models that did not see those texts (k-fold: `python -m spacy_ie cross-annotate`, read by
+    `spacy_ie.RelationCorpus.v1`'s `predicted_entities`), or from an annotating `ner`.
     """
 
     def __init__(
@@ -282,6 +291,7 @@ class RelationExtractor(TrainablePipe):
         one_relation_per_pair: bool = False,
         symmetric_labels: Sequence[str] = (),
         store_attention: bool = False,
+        train_on_predicted: bool = False,
         scorer: Optional[Callable] = None,
     ) -> None:
         register_extensions()
@@ -301,6 +311,7 @@ class RelationExtractor(TrainablePipe):
             "one_relation_per_pair": one_relation_per_pair,
             "symmetric_labels": list(symmetric_labels),
             "store_attention": store_attention,
+            "train_on_predicted": train_on_predicted,
             "type_constraints": self.candidates.to_dict(),
         }
 
@@ -392,7 +403,8 @@ class RelationExtractor(TrainablePipe):
         sgd: Optional[Callable] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from a batch of examples, with candidates from their gold spans.
+        """Learn from a batch of examples, with candidates from their gold spans (and their
+        predicted spans with `train_on_predicted`; see `training_candidates`).
 
         A batch without candidates has zero loss and still completes the backward pass, so
         a shared encoder's update is never left waiting on this listener.
@@ -403,7 +415,7 @@ class RelationExtractor(TrainablePipe):
         validate_examples(examples, "RelationExtractor.update")
         examples = list(examples)
         docs = [eg.predicted for eg in examples]
-        candidates = self.gold_candidates(examples)
+        candidates = self.training_candidates(examples)
         set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update((docs, candidates))
         loss, d_logits = self.get_loss(examples, (candidates, scores))
@@ -413,21 +425,34 @@ class RelationExtractor(TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    def gold_candidates(self, examples: Sequence[Example]) -> Candidates:
+    def training_candidates(self, examples: Sequence[Example]) -> Candidates:
         """The candidates among each example's gold spans, aligned to its predicted Doc (so a
-        jointly trained NER does not feed the relation extractor its own early mistakes)."""
+        jointly trained NER does not feed the relation extractor its own early mistakes).
+
+        With `train_on_predicted`, also among the predicted Doc's own spans (``doc.ents`` or
+        ``doc.spans[spans_key]``) whose boundaries differ from every gold span's: a gold
+        relation never has such an argument, so all their pairs are negatives. A predicted span
+        with a gold span's boundaries is left out (the gold one, with the gold label, stands for
+        it). The predicted entities should come from models that did not see the training texts:
+        k-fold ("jackknifed") predictions, as parsers are trained on jackknifed part-of-speech
+        tags (e.g. Chen & Manning 2014, "A Fast and Accurate Dependency Parser using Neural
+        Networks", Sec. 4.1); see `spacy_ie cross-annotate`.
+        """
         docs = [eg.predicted for eg in examples]
-        spans = [
-            span_list(s for s in align_spans(eg, self.get_spans(eg.reference)) if s is not None)
-            for eg in examples
-        ]
+        spans = []
+        for eg in examples:
+            gold = [s for s in align_spans(eg, self.get_spans(eg.reference)) if s is not None]
+            if self.cfg.get("train_on_predicted", False):
+                bounds = {(s.start, s.end) for s in gold}
+                gold += [s for s in self.get_spans(eg.predicted) if (s.start, s.end) not in bounds]
+            spans.append(span_list(gold))
         return Candidates.from_spans(docs, spans, self.candidates)
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[Candidates, RelationScores]
     ) -> Tuple[float, Floats2d]:
         """Loss and gradient of the logits for `scores` = (candidates, model output), the
-        candidates usually from `gold_candidates`: binary cross-entropy over sigmoids, or
+        candidates usually from `training_candidates`: binary cross-entropy over sigmoids, or
         cross-entropy over a softmax with a no-relation class (`exclusive_classes`).
 
         RETURNS (Tuple[float, Floats2d]): the mean loss and d_logits (n_pairs, nO).
