@@ -173,3 +173,17 @@ def test_cross_annotate_errors(tmp_path):
         cross_annotate("config.cfg", path, tmp_path / "out.spacy", tmp_path, folds=1)
     with pytest.raises(ValueError, match="2 Docs, fewer than the 3 folds"):
         cross_annotate("config.cfg", path, tmp_path / "out.spacy", tmp_path, folds=3)
+
+
+def test_cross_annotate_cli_names_the_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_ie.cli import app
+
+    nlp = spacy.blank("en")
+    path = write_docbin(tmp_path / "train.spacy", [nlp.make_doc("One.")])
+    config = REPO_ROOT / "configs" / "ner_rel_tok2vec.cfg"
+    missing = CliRunner().invoke(app, ["cross-annotate", str(tmp_path / "nope.cfg"), str(path), str(tmp_path / "o.spacy")])
+    assert missing.exit_code == 1 and "No such file" in missing.output and "nope.cfg" in missing.output
+    few = CliRunner().invoke(app, ["cross-annotate", str(config), str(path), str(tmp_path / "o.spacy"), "--folds", "2"])
+    assert few.exit_code == 1 and "1 Docs, fewer than the 2 folds" in " ".join(few.output.split())
