@@ -72,7 +72,8 @@ def cross_annotate(
         held = [i for i in range(len(docs)) if fold_of(i, folds) == k]
         rest = [d for i, d in enumerate(docs) if fold_of(i, folds) != k]
         DocBin(docs=rest, store_user_data=True).to_disk(fold_dir / "train.spacy")
-        DocBin(docs=[docs[i] for i in held], store_user_data=True).to_disk(fold_dir / "heldout.spacy")
+        held_docs = [docs[i] for i in held]
+        DocBin(docs=held_docs, store_user_data=True).to_disk(fold_dir / "heldout.spacy")
         model_dir = fold_dir / "model-best"
         if model_dir.exists():
             msg.info(f"Reusing {model_dir}")
@@ -86,7 +87,10 @@ def cross_annotate(
         nlp = spacy.load(model_dir)
         gold = list(DocBin().from_disk(fold_dir / "heldout.spacy").get_docs(nlp.vocab))
         # fresh Docs of the gold tokens: a `ner` keeps entities a Doc already has
-        inputs = (Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold)
+        inputs = (
+            Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+            for d in gold
+        )
         examples = [Example(doc, ref) for doc, ref in zip(nlp.pipe(inputs), gold)]
         for i, eg in zip(held, examples):
             predicted[i] = eg.predicted

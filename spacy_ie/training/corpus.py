@@ -72,15 +72,24 @@ def _by_text(nlp: Language, path: Union[str, Path]) -> Dict[str, Deque[Doc]]:
     return docs
 
 
-def copy_predicted_spans(eg: Example, predicted: Dict[str, Deque[Doc]], path: Union[str, Path]) -> None:
+def copy_predicted_spans(
+    eg: Example, predicted: Dict[str, Deque[Doc]], path: Union[str, Path]
+) -> None:
     """Set ``eg.predicted.ents`` and its span groups to those of the Doc of `predicted` with
-    the example's text (taken from it, so a repeated text gets its next Doc)."""
+    the example's text (the Docs of a repeated text taken in turn).
+
+    RAISES (ValueError): for a text `predicted` lacks, or a span off the example's token
+        boundaries; the message names `path`.
+    """
     doc = eg.predicted
     source = predicted.get(eg.reference.text)
     if not source:
-        raise ValueError(f"{path}: no Doc with the text of this example: {eg.reference.text[:80]!r}")
+        raise ValueError(
+            f"{path}: no Doc with the text of this example: {eg.reference.text[:80]!r}"
+        )
     other = source.popleft()
-    source.append(other)  # a corpus read again (every epoch) finds it again
+    # kept: a text that the corpus repeats more often than the file still finds one
+    source.append(other)
 
     def spans(group: Iterable[Span]) -> List[Span]:
         out = []
