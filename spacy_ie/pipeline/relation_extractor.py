@@ -439,13 +439,15 @@ class RelationExtractor(TrainablePipe):
         Networks", Sec. 4.1); see `spacy_ie cross-annotate`.
         """
         docs = [eg.predicted for eg in examples]
+        on_predicted = self.cfg.get("train_on_predicted", False)  # absent in older models
         spans = []
         for eg in examples:
             gold = [s for s in align_spans(eg, self.get_spans(eg.reference)) if s is not None]
-            if self.cfg.get("train_on_predicted", False):
+            predicted_only = []
+            if on_predicted:
                 bounds = {(s.start, s.end) for s in gold}
-                gold += [s for s in self.get_spans(eg.predicted) if (s.start, s.end) not in bounds]
-            spans.append(span_list(gold))
+                predicted_only = [s for s in self.get_spans(eg.predicted) if (s.start, s.end) not in bounds]
+            spans.append(span_list(gold + predicted_only))
         return Candidates.from_spans(docs, spans, self.candidates)
 
     def get_loss(
