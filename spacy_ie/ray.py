@@ -67,7 +67,7 @@ import spacy
 from spacy.language import Language
 
 from .cli.extract import INPUT_FORMATS, InputDoc, InputError, doc_to_record, read_documents
-from .cli._util import load_pipeline
+from .util import load_pipeline
 
 # Input files the Ray engine reads: the local engine's formats, and Parquet.
 RAY_INPUT_FORMATS = tuple(INPUT_FORMATS) + (".parquet",)

@@ -401,16 +401,3 @@ def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
     numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
     losses = rel.update(examples, losses={})  # update reports the same loss (no dropout, no step)
     assert losses["relation_extractor"] == pytest.approx(loss, rel=1e-4)
-
-
-def test_span_source_still_loads_as_spans_key(nlp):
-    with pytest.warns(DeprecationWarning, match="spans_key"):
-        rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "span_source": "entities"})
-    assert rel.cfg["spans_key"] == "entities"
-    with pytest.warns(DeprecationWarning):
-        old = spacy.blank("en").add_pipe("relation_extractor", config={"span_source": "ents"})
-    assert old.cfg["spans_key"] is None
-    rel.cfg["span_source"] = "ents"  # a cfg saved by an older version
-    rel.cfg.pop("spans_key")
-    rel._migrate_cfg()
-    assert rel.cfg["spans_key"] is None and "span_source" not in rel.cfg

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
-from spacy_ie.cli._util import PipelineLoadError, load_pipeline
+from spacy_ie.util import PipelineLoadError, load_pipeline
 
 NLP = spacy.blank("en")
 SENTENCE = "Ada Lovelace worked with Charles Babbage in London for many years ."
@@ -278,7 +278,7 @@ def test_every_command_reports_a_damaged_pipeline_in_one_message(damaged, small_
 def test_config_check_without_loading(damaged, trained_pipeline):
     """`check_pipeline_config` parses config.cfg and meta.json only: a damaged config fails in
     one line, a damaged model file is left to the loader, a package name is not checked."""
-    from spacy_ie.cli._util import check_pipeline_config
+    from spacy_ie.util import check_pipeline_config
 
     with pytest.raises(PipelineLoadError, match=r"\(config\.cfg\): DuplicateOptionError"):
         check_pipeline_config(damaged["malformed_section_header"])

@@ -44,8 +44,8 @@ from ..scorer import (
 )
 from ..training.corpus import copy_gold_spans
 from ._app import app
-from ._util import PipelineLoadError
-from ._util import load_pipeline as _load_pipeline
+from ..util import PipelineLoadError
+from ..util import load_pipeline as _load_pipeline
 
 END_TO_END = "end_to_end"
 GOLD_ENTITIES = "gold_entities"

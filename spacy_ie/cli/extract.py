@@ -44,7 +44,7 @@ from ..pipeline.textcat_attention import ATTENTION_ATTR
 from ..pipeline.textcat_attention import register_extension as register_attention_extension
 from ..relations import Relation, register_extensions, relation_count
 from ._app import app
-from ._util import PipelineLoadError, check_pipeline_config, load_pipeline
+from ..util import PipelineLoadError, check_pipeline_config, load_pipeline
 
 register_extensions()
 register_attention_extension()

@@ -18,6 +18,7 @@ from ..candidates import Candidates, EntityPairCandidates, span_list
 from ..ml import DEFAULT_TOK2VEC_CONFIG
 from ..ml.relation_model import RelationScores
 from ..relations import register_extensions
+from ..training.align import align_spans
 
 register_extensions()
 
@@ -70,17 +71,8 @@ def make_relation_extractor(
     store_attention: bool,
     scorer: Optional[Callable],
     train_on_predicted: bool = False,
-    span_source: Optional[str] = None,
 ) -> "RelationExtractor":
-    """Create a `RelationExtractor` (see its docstring for the settings). `span_source` is the
-    former name of `spans_key` ("ents" for doc.ents), still read with a DeprecationWarning."""
-    if span_source is not None:
-        warnings.warn(
-            f"[{name}] `span_source` is deprecated: use `spans_key` (null for doc.ents, else the "
-            "key of a span group, as spaCy's spancat names it)",
-            DeprecationWarning,
-        )
-        spans_key = None if span_source == "ents" else span_source
+    """Create a `RelationExtractor` (see its docstring for the settings)."""
     return RelationExtractor(
         nlp.vocab,
         model,
@@ -601,7 +593,6 @@ class RelationExtractor(TrainablePipe):
         """Load as every TrainablePipe does, then restore the type constraints and check that
         the model's output width fits the labels. RAISES (ValueError): if it does not."""
         super().from_disk(path, exclude=exclude)
-        self._migrate_cfg()
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
         self._check_output_width(f"{path}/cfg and {path}/model")
         return self
@@ -609,16 +600,9 @@ class RelationExtractor(TrainablePipe):
     def from_bytes(self, bytes_data, *, exclude=tuple()) -> "RelationExtractor":
         """As `from_disk`. RAISES (ValueError): if the output width does not fit the labels."""
         super().from_bytes(bytes_data, exclude=exclude)
-        self._migrate_cfg()
         self.candidates.from_dict(self.cfg.get("type_constraints", {}))
         self._check_output_width("the serialized component")
         return self
-
-    def _migrate_cfg(self) -> None:
-        """A cfg saved before `span_source` was renamed `spans_key` ("ents": doc.ents)."""
-        if "span_source" in self.cfg:
-            source = self.cfg.pop("span_source")
-            self.cfg["spans_key"] = None if source == "ents" else source
 
     def _check_output_width(self, source: str) -> None:
         """RAISES (ValueError): if the loaded model's output width is not the number of labels
@@ -633,20 +617,3 @@ class RelationExtractor(TrainablePipe):
                 f"{len(self.labels)} labels{' and a no-relation class' if self.cfg['exclusive_classes'] else ''} "
                 f"({expected} outputs): {source} do not belong together (a missing or damaged cfg?)."
             )
-
-
-def align_spans(eg: Example, spans: Sequence[Span]) -> List[Optional[Span]]:
-    """Map spans of ``eg.reference`` onto ``eg.predicted`` (same label), one per span; None
-    where the predicted tokens cannot hold the span. Matches by character offsets when the two
-    texts are identical (the usual case), else by spaCy's token alignment."""
-    predicted = eg.predicted
-    if predicted.text == eg.reference.text:
-        return [
-            predicted.char_span(s.start_char, s.end_char, label=s.label, alignment_mode="expand")
-            for s in spans
-        ]
-    aligned = []
-    for span in spans:
-        found = eg.get_aligned_spans_y2x([span], allow_overlap=True)
-        aligned.append(found[0] if found else None)
-    return aligned

@@ -9,7 +9,7 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Corpus, Example
 from spacy.util import filter_spans, registry
 
-from ..pipeline.relation_extractor import align_spans
+from .align import align_spans
 
 
 @registry.readers("spacy_ie.RelationCorpus.v1")

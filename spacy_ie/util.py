@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI commands: loading a pipeline with one clear error line.
+"""Library helpers shared by the commands and by `spacy_ie.ray`: loading a pipeline with one clear error line.
 
 Every command that loads a pipeline (``extract``, ``evaluate``, ``tune-thresholds``, and the
 Ray actors of ``extract --engine ray``) goes through `load_pipeline`, so a damaged or mistyped pipeline directory gives the same one-line
