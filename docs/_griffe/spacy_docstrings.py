@@ -10,7 +10,7 @@ the docstring text only (nothing is parsed into sections, so it cannot warn or f
 
 - a run of argument lines becomes a list: ``- **name** (*type*): description``;
 - ``:role:`target``` becomes ``target`` in code;
-- a trailing ``::`` becomes ``:`` (the indented block after it is a code block already);
+- a trailing ``::`` becomes ``:``, and the indented block after it a fenced ``text`` block;
 - ``>>>`` lines become a fenced ``pycon`` block.
 
 Used from mkdocs.yml (mkdocstrings handler option ``extensions``); not part of the package.
@@ -23,14 +23,14 @@ from typing import Any, List
 import griffe
 
 _ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|obj|exc|py:\w+):`~?([^`]+)`")
-_IDENT = r"\*{0,2}(?:[a-z_]\w*|RETURNS|RAISES|YIELDS)"
+_IDENT = r"\*{0,2}(?:[a-z_]\w*|RETURNS|RAISES|YIELDS|WARNS)"
 _TYPE = r"\((?:[^()`]|\([^()`]*\))*\)"
 # "name (type): ...", "a, b (type): ...", "a (int), b (float): ...", "a, b, c: ..." (a list of
 # two or more names), "RETURNS (type): ...", "RAISES (Error): ...".
 _ARG = re.compile(
     rf"^(?P<names>{_IDENT}(?: {_TYPE})?(?:, {_IDENT}(?: {_TYPE})?)*)(?P<type> {_TYPE})?: (?P<desc>.*)$"
 )
-_SECTION_WORDS = {"RETURNS": "Returns", "RAISES": "Raises", "YIELDS": "Yields"}
+_SECTION_WORDS = {"RETURNS": "Returns", "RAISES": "Raises", "YIELDS": "Yields", "WARNS": "Warns"}
 
 
 def _arg_item(match: "re.Match[str]") -> str | None:
@@ -61,12 +61,32 @@ def to_markdown(text: str) -> str:
     in_code = False  # an indented code block (after a blank line)
     in_list = False  # inside a list item (an argument line, or a "- " item of the docstring)
     in_doctest = False
+    literal_next = False  # the previous text line ended with "::"
+    literal_indent = -1  # inside a literal block: its indentation (-1: not inside one)
 
     def previous_is_text() -> bool:
         return bool(out) and bool(out[-1].strip())
 
     for line in text.split("\n"):
         stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if literal_indent >= 0:
+            if not stripped or indent >= literal_indent:
+                out.append(line[literal_indent:] if stripped else "")
+                continue
+            while out and not out[-1].strip():
+                out.pop()
+            out.extend(["```", ""])
+            literal_indent = -1
+        if literal_next and stripped:
+            literal_next = False
+            if indent > 0:
+                if out and out[-1].strip():
+                    out.append("")
+                out.extend(["```text", line[indent:]])
+                literal_indent = indent
+                in_list = in_code = False
+                continue
         if stripped.startswith("```"):
             in_fence = not in_fence
             out.append(line)
@@ -75,7 +95,7 @@ def to_markdown(text: str) -> str:
             out.append(line)
             continue
         if in_doctest:
-            if stripped.startswith(">>>") or (stripped and not stripped.startswith("```")):
+            if stripped:
                 out.append(stripped)
                 continue
             out.append("```")
@@ -91,7 +111,10 @@ def to_markdown(text: str) -> str:
             in_list = False
             out.append(line)
             continue
-        if line[0].isspace():
+        if stripped.endswith("::"):
+            literal_next = True
+            line = line.rstrip()[:-1]
+        if indent:
             if in_list or (previous_is_text() and not in_code):
                 out.append(line)  # a continuation line (of a list item or of a paragraph)
             else:
@@ -110,10 +133,12 @@ def to_markdown(text: str) -> str:
         if in_list:
             out.append("")  # end the list before the next paragraph
             in_list = False
-        if line.rstrip().endswith("::"):
-            line = line.rstrip()[:-1]
         out.append(line)
     if in_doctest:
+        out.append("```")
+    if literal_indent >= 0:
+        while out and not out[-1].strip():
+            out.pop()
         out.append("```")
     return "\n".join(out)
 
