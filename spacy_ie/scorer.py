@@ -15,6 +15,10 @@ the reference Doc of an :class:`spacy.training.Example` may be tokenized differe
 in ``symmetric_labels`` (e.g. ``Sibling_Of``) the head/tail order is ignored. Within one Example
 relations are sets: a relation predicted (or annotated) twice counts once. Counts are kept in
 :class:`spacy.scorer.PRFScore`; all scores are fractions in [0, 1], like spaCy's ``ents_f``.
+
+The evaluation views built on these metrics (one prediction pass decided at any thresholds, the
+sweeps, threshold tuning) are in `spacy_ie.evaluation`, which imports the pipeline; this module
+does not.
 """
 from collections import defaultdict
 from typing import (
@@ -265,7 +269,7 @@ def threshold_curves(
 ) -> Dict[str, Any]:
     """Precision-recall-F curves of a threshold sweep, from the per-label counts
     (`count_relations`) of the relations decided at each threshold (the relation_extractor's
-    `decide` with that one threshold for every label; see `spacy_ie.cli.evaluate.score_view`).
+    `decide` with that one threshold for every label; see `spacy_ie.evaluation.score_view`).
 
     thresholds (Sequence[float]): the thresholds, in increasing order.
     counts (Sequence[Dict[str, PRFScore]]): per threshold, label -> counts.

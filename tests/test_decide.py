@@ -8,7 +8,7 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from spacy_ie.candidates import Candidates, EntityPairCandidates, span_list
-from spacy_ie.cli.evaluate import ViewPredictions, apply_thresholds
+from spacy_ie.evaluation import ViewPredictions, apply_thresholds
 from spacy_ie.pipeline.relation_extractor import RelationPredictions, decide
 
 NLP = spacy.blank("en")

@@ -1,25 +1,32 @@
-"""`spacy_ie.cli.evaluate` and ``spacy-ie evaluate``: both views, one prediction pass decided like
+"""`spacy_ie.evaluation` and ``spacy-ie evaluate``: both views, one prediction pass decided like
 a normal run, a pipeline left unchanged, gold-entity view, plots, JSON, CLI errors; and
 ``spacy-ie tune-thresholds``, whose thresholds reach the saved config."""
 import copy
 import json
+import re
 import sys
 
 import pytest
 import spacy
+from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
+from conftest import stderr_has
 from spacy_ie.cli import app
-from spacy_ie.cli.tune import shrink_threshold, tune_thresholds
-from spacy_ie.cli.evaluate import (
-    PlotsUnavailable,
+from spacy_ie.cli.evaluate import print_results
+from spacy_ie.evaluation import (
+    EvaluationError,
+    EvaluationWarning,
     apply_thresholds,
     evaluate_relations,
     find_relation_extractor,
     load_examples,
     predict_view,
-    write_plots,
+    score_view,
+    shrink_threshold,
+    tune_thresholds,
 )
+from spacy_ie.plots import PlotsUnavailable, write_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VIEW_KEYS = {"entities", "disabled", "n_docs", "seconds", "words_per_second", "scores", "sweep", "tuning"}
@@ -136,8 +143,6 @@ def test_evaluation_leaves_the_pipeline_unchanged(nlp, examples):
 
 
 def test_one_pass_decided_like_a_normal_run(nlp, examples):
-    from spacy_ie.cli.evaluate import score_view
-
     _, rel = find_relation_extractor(nlp)
     view = predict_view(nlp, examples, "end_to_end")
     assert view.disabled == [] and view.seconds > 0
@@ -295,3 +300,99 @@ def test_cli_errors_exit_1(what, trained_pipeline, demo_corpus, tmp_path):
     expected = {"model": "missing_model", "data": "missing.spacy: no such file",
                 "no_relation_extractor": "no relation_extractor"}[what]
     assert expected in printed
+    assert stderr_has(result, expected) and expected not in " ".join(result.stdout.split())
+
+
+# --- data with nothing (or only entities) to score ------------------------------------------
+
+
+def strip_annotations(source, path, *, entities):
+    """The DocBin `source` written to `path` without gold relations, and without entities
+    unless `entities`."""
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(source).get_docs(nlp.vocab))
+    for doc in docs:
+        doc._.relations = []
+        if not entities:
+            doc.ents = []
+            doc.spans.clear()
+    DocBin(docs=docs, store_user_data=True).to_disk(path)
+    return path
+
+
+def test_cli_without_gold_annotations_fails_and_writes_nothing(trained_pipeline, demo_corpus, tmp_path):
+    """No gold entities and no gold relations: nothing can be scored. One message naming the
+    file on stderr, exit code 1, no traceback, no metrics file."""
+    data = strip_annotations(demo_corpus["test"], tmp_path / "raw.spacy", entities=False)
+    output = tmp_path / "metrics.json"
+    result = CliRunner().invoke(app, ["evaluate", str(trained_pipeline), str(data), "--output", str(output)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert stderr_has(result, f"{data}: no gold relations") and stderr_has(result, "nothing to evaluate")
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert not output.exists() and list(tmp_path.iterdir()) == [data]
+
+
+def test_cli_warns_when_there_are_no_gold_relations(trained_pipeline, demo_corpus, tmp_path):
+    """Gold entities but no gold relations: the entity scores are written, and a warning on
+    stderr names the file and says the relation scores are undefined."""
+    data = strip_annotations(demo_corpus["test"], tmp_path / "no_relations.spacy", entities=True)
+    output = tmp_path / "metrics.json"
+    result = CliRunner().invoke(app, ["evaluate", str(trained_pipeline), str(data), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert stderr_has(result, f"{data}: no gold relations") and stderr_has(result, "undefined")
+    assert "no gold relations" not in result.stdout
+    metrics = json.loads(output.read_text())
+    assert metrics["ner"]["ents_f"] is not None and metrics["type_coverage"]["relations"] == 0
+
+
+def test_no_gold_relations_in_the_library(trained_pipeline, examples):
+    """`evaluate_relations` warns (EvaluationWarning) with gold entities but no gold relations,
+    and fails before predicting when nothing can be scored: no gold relations and either no
+    gold entities or no entity component to score them."""
+    without_relations = []
+    for eg in examples[:10]:
+        reference = eg.reference.copy()
+        reference._.relations = []
+        without_relations.append(spacy.training.Example(eg.predicted, reference))
+    nlp = spacy.load(trained_pipeline)
+    with pytest.warns(EvaluationWarning, match="dev.spacy: no gold relations .* undefined"):
+        results = evaluate_relations(nlp, without_relations, source="dev.spacy")
+    assert results["views"]["end_to_end"]["scores"]["rel_micro_f"] == 0.0
+    no_ner = spacy.load(trained_pipeline, exclude=["ner"])
+    with pytest.raises(EvaluationError, match="no entity component before 'relation_extractor'"):
+        evaluate_relations(no_ner, without_relations)
+    for eg in without_relations:
+        eg.reference.ents = []
+        eg.reference.spans.clear()
+    with pytest.raises(EvaluationError, match="no gold entities: nothing to evaluate"):
+        evaluate_relations(nlp, without_relations)
+
+
+def test_tune_thresholds_without_gold_relations_fails_and_writes_nothing(trained_pipeline, demo_corpus, tmp_path):
+    data = strip_annotations(demo_corpus["dev"], tmp_path / "dev.spacy", entities=True)
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(app, ["tune-thresholds", str(trained_pipeline), str(data), str(out)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert stderr_has(result, f"{data}: no gold relations") and stderr_has(result, "no thresholds to tune")
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert not out.exists()
+
+
+def test_printing_undefined_entity_scores(capsys):
+    """spaCy's entity scores are None without gold and predicted entities: printed as "-"."""
+    curve = {"p": [0.0], "r": [0.0], "f": [0.0], "best_threshold": 0.5, "best_p": 0.0, "best_r": 0.0, "best_f": 0.0}
+    tuning = {"configured_threshold": 0.5, "configured_f": 0.0, "best_threshold": 0.5, "best_f": 0.0, "gain": 0.0}
+    prf = {k: 0.0 for k in ("p", "r", "f")}
+    scores = {f"{prefix}_{avg}_{k}": 0.0 for prefix in ("rel", "rel_boundary") for avg in ("micro", "macro") for k in "prf"}
+    scores.update(rel_per_type={"R": prf}, rel_boundary_per_type={"R": prf})
+    view = {"disabled": [], "words_per_second": 1.0, "seconds": 1.0, "scores": scores,
+            "sweep": {"thresholds": [0.5], "micro": curve, "per_type": {"R": curve}},
+            "tuning": {"micro": tuning, "per_type": {"R": tuning}, "tuned_micro_f": 0.0, "tuned_gain": 0.0}}
+    results = {"n_docs": 1, "ner": {"ents_p": None, "ents_r": None, "ents_f": None, "ents_per_type": None},
+               "views": {"end_to_end": view}, "notes": []}
+    print_results(results)
+    printed = capsys.readouterr().out
+    assert "Entities, ents" in printed
+    assert re.search(r"^Precision +-$", printed, re.M) and re.search(r"^F-score +-$", printed, re.M)

@@ -12,7 +12,7 @@ from spacy.util import registry
 from thinc.api import Config
 
 from spacy_ie.candidates import Candidates, EntityPairCandidates, span_list
-from spacy_ie.cli.evaluate import evaluate_relations, load_examples
+from spacy_ie.evaluation import evaluate_relations, load_examples
 
 NLP = spacy.blank("en")
 # Learned from training: WORKS_FOR (PER, ORG); LOCATED_IN (ORG, LOC).
