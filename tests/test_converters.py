@@ -19,6 +19,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
+from conftest import stderr_has
 from spacy_ie.cli import app
 from spacy_ie.training.converters import (
     ConversionError,
@@ -383,6 +384,9 @@ def test_cli_convert_prints_summary(brat_dir, tmp_path):
     printed = " ".join(result.output.split())  # wasabi wraps long lines
     assert "Converted 2 docs (brat)" in printed
     assert "Skipped 1: discontinuous entities (several fragments)" in printed
+    # the summary on stdout, what was skipped (a warning) on stderr
+    assert "Converted 2 docs" in result.stdout and "Skipped" not in result.stdout
+    assert stderr_has(result, "Skipped 1: discontinuous entities (several fragments)")
     assert "entities overlapping another entity, not in doc.ents" in printed
     assert "spans_key = 'entities'" in printed
     assert len(read_docbin(output)) == 2
@@ -532,18 +536,21 @@ def test_cli_errors(tmp_path, fmt, files, input_name, location, problem):
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"{input_name} ({location})" in printed if location else input_name in printed
     assert problem in printed and "Traceback" not in printed
+    assert stderr_has(result, problem) and problem not in " ".join(result.stdout.split())
     assert not output.exists()
 
 
 def test_cli_subprocess_error(tmp_path):
-    """`python -m spacy_ie convert` on a missing file: message, exit code 1, no traceback."""
+    """`python -m spacy_ie convert` on a missing file: message on stderr, exit code 1, no
+    traceback."""
     output = tmp_path / "out.spacy"
     args = ["convert", str(tmp_path / "missing.json"), str(output), "--format", "spert"]
     proc = subprocess.run(
         [sys.executable, "-m", "spacy_ie", *args], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 1
-    assert "missing.json: no such file or directory" in " ".join(proc.stdout.split())
+    assert "missing.json: no such file or directory" in " ".join(proc.stderr.split())
+    assert proc.stdout == ""
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not output.exists()
 

@@ -1,4 +1,5 @@
-"""`spacy-ie convert`: corpus files -> spaCy DocBin with gold relations."""
+"""`spacy-ie convert`: corpus files -> spaCy DocBin with gold relations. The summary goes to
+stdout, errors and warnings (what was skipped or changed) to stderr."""
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -6,7 +7,7 @@ import typer
 from wasabi import msg
 
 from ..training.converters import CONVERTERS, ConversionError, ConversionSummary, convert
-from ._app import app
+from ._app import app, fail, warn
 
 
 @app.command("convert")
@@ -59,14 +60,15 @@ def convert_cli(
             input_path, output_path, fmt, lang=lang, spans_key=spans_key, types_path=types_path
         )
     except ConversionError as err:
-        msg.fail("Conversion failed; nothing was written", str(err), exits=1)
+        fail("Conversion failed; nothing was written", str(err))
     except OSError as err:
-        msg.fail(f"Cannot write {output_path}", str(err), exits=1)
+        fail(f"Cannot write {output_path}", str(err))
     print_summary(summary, output_path)
 
 
 def print_summary(summary: ConversionSummary, output_path: Optional[Path] = None) -> None:
-    """Print a conversion summary: docs, labels and everything skipped or changed."""
+    """Print a conversion summary on stdout: docs and labels; everything skipped or changed
+    as warnings on stderr."""
     target = f" -> {output_path}" if output_path is not None else ""
     msg.good(
         f"Converted {summary.n_docs} docs ({summary.fmt}): {summary.n_tokens} tokens, "
@@ -81,9 +83,9 @@ def print_summary(summary: ConversionSummary, output_path: Optional[Path] = None
                 counts.most_common(), header=(title, "Count"), divider=True, aligns=("l", "r")
             )
     for reason, count in summary.skipped.items():
-        msg.warn(f"Skipped {count}: {reason}")
+        warn(f"Skipped {count}: {reason}")
     for reason, count in summary.changed.items():
-        msg.warn(f"Changed {count}: {reason}")
+        warn(f"Changed {count}: {reason}")
     for reason, count in summary.notes.items():
         msg.info(f"{reason}: {count}")
     if summary.types_path is not None:

@@ -13,7 +13,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from wasabi import msg
 
-from ._app import app
+from ._app import app, fail
 
 
 def fold_of(index: int, folds: int) -> int:
@@ -130,11 +130,11 @@ def cross_annotate_cli(
     """
     for path in (config_path, train_path):
         if not path.exists():
-            msg.fail(f"No such file: {path}", exits=1)
+            fail(f"No such file: {path}")
     try:
         cross_annotate(
             config_path, train_path, output_path, output_dir,
             folds=folds, overrides=parse_config_overrides(ctx.args), use_gpu=gpu_id,
         )
     except ValueError as err:
-        msg.fail("cross-annotate failed", str(err), exits=1)
+        fail("cross-annotate failed", str(err))

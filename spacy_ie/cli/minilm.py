@@ -1,9 +1,7 @@
 """`spacy-ie minilm-path`: print the local all-MiniLM-L6-v2 directory, for
 ``--paths.transformer_name $(python -m spacy_ie minilm-path)``."""
-from wasabi import msg
-
 from ..transformers import LocalModelNotFound, local_minilm_path
-from ._app import app
+from ._app import app, fail
 
 
 @app.command("minilm-path")
@@ -17,5 +15,5 @@ def minilm_path_cli() -> None:
     try:
         path = local_minilm_path()
     except LocalModelNotFound as err:
-        msg.fail("No local MiniLM model", str(err), exits=1)
+        fail("No local MiniLM model", str(err))
     print(path)  # only the path on stdout, for $(...)
