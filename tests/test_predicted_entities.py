@@ -10,7 +10,7 @@ from spacy.cli.train import train as spacy_train
 from spacy.util import registry
 from thinc.api import fix_random_seed
 
-from spacy_ie.cli.cross_annotate import cross_annotate, fold_of
+from spacy_ie.training.cross_annotate import cross_annotate, fold_of
 from test_relation_extractor import SMALL_MODEL, make_examples
 from conftest import DEMO_DIR, REPO_ROOT, SMALL_OVERRIDES, annotated_doc
 
