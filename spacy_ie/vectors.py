@@ -224,7 +224,7 @@ def neighbours_cli(
     else:
         candidates = [nlp.vocab.strings[key] for key in nlp.vocab.vectors.keys() if key in nlp.vocab.strings]
         if not candidates:
-            msg.fail(f"{vectors_model} has no word list (floret vectors): pass --candidates-file", exits=1)
+            raise typer.BadParameter(f"{vectors_model} has no word list (floret vectors): pass --candidates-file")
     for query, neighbours in nearest_neighbours(nlp, queries, candidates, k).items():
         print(f"{query}: " + ", ".join(f"{word} {sim:.3f}" for word, sim in neighbours))
 
