@@ -33,12 +33,9 @@ from conftest import load_script
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
-from spacy_ie.cli.extract import (
-    doc_to_doccano,
-    doc_to_label_studio,
-    doc_to_line,
-    label_studio_config,
-)
+from spacy_ie.extraction import doc_to_line
+from spacy_ie.training.converters.doccano import doc_to_doccano
+from spacy_ie.training.converters.label_studio import doc_to_label_studio, label_studio_config
 from spacy_ie.training.converters import ConversionError, convert, convert_file
 from spacy_ie.training.converters.char_offsets import utf16_to_index
 
@@ -544,7 +541,7 @@ def test_annotate_loop_workflow(trained_pipeline, tmp_path):
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "--paths.train corpus/annotated " in result.stdout  # the dry run prints the commands
+    assert "--vars.train_data corpus/annotated " in result.stdout  # the dry run prints the calls
     sample = (tmp_path / "assets" / "demo" / "sample.txt").read_text("utf8").splitlines()
     tasks = json.loads((tmp_path / "annotations" / "pre_annotations.json").read_text("utf8"))
     assert [t["data"]["text"] for t in tasks] == sample
