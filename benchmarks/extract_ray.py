@@ -7,7 +7,7 @@ The input is `spacy_ie.datasets.extract_input`: every CoNLL04 and SemEval-2010 T
 cycled to N documents, as JSONL. Each setting runs the code of ``spacy-ie extract`` in this
 process and writes its JSONL output to a temporary directory:
 
-- ``local-N``: `spacy_ie.cli.extract.extract` (``nlp.pipe(n_process=N)``) writing one file;
+- ``local-N``: `spacy_ie.extraction.extract` (``nlp.pipe(n_process=N)``) writing one file;
   timed from the first document read to the last line written (the pipeline is already
   loaded; with N=2 the time includes starting the worker processes);
 - ``ray-N``: `spacy_ie.ray.read_input` (the driver reads the file into Ray's object store),
@@ -42,7 +42,8 @@ import spacy
 import srsly
 import typer
 
-from spacy_ie.cli.extract import doc_to_record, extract, read_documents
+from spacy_ie.extraction import LineWriter, extract
+from spacy_ie.records import doc_to_record, read_documents
 from spacy_ie.datasets.extract_input import extract_input
 from spacy_ie.ray import (
     RelationExtractorActor,
@@ -68,7 +69,8 @@ def run_local(
     nlp = spacy.load(model)
     with (out_dir / f"local-{n_process}.jsonl").open("w", encoding="utf8") as file:
         summary = extract(
-            nlp, read_documents(input_path), file.write, n_process=n_process, batch_size=batch_size
+            nlp, read_documents(input_path), [LineWriter(file.write)], n_process=n_process,
+            batch_size=batch_size,
         )
     return {"seconds": summary.seconds, "n_docs": summary.n_docs, "n_words": summary.n_words}
 

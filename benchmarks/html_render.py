@@ -16,7 +16,7 @@ import typer
 from spacy.tokens import Doc, Span
 
 from spacy_ie import Relation
-from spacy_ie.cli.extract import doc_to_displacy, render_html
+from spacy_ie.display import doc_to_displacy, render_html
 
 
 def main(

@@ -33,31 +33,42 @@ error         string                                null, or why the row could n
 ============  ====================================  ===========================================
 
 `row_to_record` turns a row back into the local engine's JSON record
-(`spacy_ie.cli.extract.doc_to_record`, plus ``"id"``, plus ``"error"`` on error rows), which is
-what the JSONL shards hold. A record that cannot be processed (a text that is not a string, a
-text over ``nlp.max_length``, a component raising on it) becomes an error row with empty
-entities, relations and cats: the job goes on, every input row appears once in the output.
+(`spacy_ie.records.doc_to_record`, plus ``"id"``, plus ``"error"`` on error rows). A record that
+cannot be processed (a text that is not a string, a text over ``nlp.max_length``, a component
+raising on it) becomes an error row with empty entities, relations and cats: the job goes on,
+every input row appears once in the output.
 
 Ids of `read_input` (the CLI's reader): running numbers from 0, in input order (files in sorted
-path order, documents in file order, as `spacy_ie.cli.extract.read_documents` yields them), so
-id ``i`` is the ``i``-th line the local engine writes for the same single input file.
+path order, documents in file order, as `spacy_ie.records.read_documents` yields them). They
+order the output and are then dropped: `write_in_input_order` (what ``extract --engine ray``
+writes) names each shard by the id of its first record and writes the records without id, so
+that the shards read in name order are the local engine's records in its order, byte for byte
+in JSONL (`write_records` keeps the ids, for datasets with ids of their own).
+
+CPUs: an actor requests `cpus_per_worker` CPUs, and a write task `WRITE_TASK_CPUS`;
+`fit_cpus_per_worker` shrinks the actors' request when they would take (nearly) every CPU of
+the cluster, so that the shards are written while the actors run and Ray Data never waits for
+CPUs that its own idle actors hold.
 """
 
 import glob
 import json
 import os
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 try:
     import pyarrow as pa
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
     import ray
     import ray.data
     from ray.data import ActorPoolStrategy, Dataset
-    from ray.data.block import BlockAccessor
-    from ray.data.datasource import BlockBasedFileDatasink
+    from ray.data.block import Block, BlockAccessor
+    from ray.data.datasource import BlockBasedFileDatasink, Datasink
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         'spacy_ie.ray needs Ray Data: pip install "spacy-ie[ray]" (ray[data])'
@@ -66,8 +77,15 @@ except ImportError as err:  # pragma: no cover - depends on the installed extras
 import spacy
 from spacy.language import Language
 
-from .cli.extract import INPUT_FORMATS, InputDoc, InputError, doc_to_record, read_documents
-from .util import load_pipeline
+from .records import (
+    INPUT_FORMATS,
+    InputDoc,
+    InputError,
+    doc_to_record,
+    read_documents,
+    record_to_line,
+)
+from .util import check_pipeline_config, load_pipeline
 
 # Input files the Ray engine reads: the local engine's formats, and Parquet.
 RAY_INPUT_FORMATS = tuple(INPUT_FORMATS) + (".parquet",)
@@ -75,6 +93,11 @@ RAY_INPUT_FORMATS = tuple(INPUT_FORMATS) + (".parquet",)
 RAY_OUTPUT_FORMATS = ("jsonl", "parquet")
 # The columns `extract_dataset` writes (besides "id" and the carried-over ones).
 RECORD_COLUMNS = ("text", "entities", "relations", "cats", "error")
+# CPUs (Ray's logical units) each write task requests, and the CPUs `fit_cpus_per_worker` leaves
+# free of actors: room for one write task at a time, and never no free CPU at all (Ray Data
+# checks that there is some when a job starts).
+WRITE_TASK_CPUS = 0.25
+CPUS_LEFT_FREE = 1.5 * WRITE_TASK_CPUS
 
 SPAN_TYPE = pa.struct(
     [("text", pa.string()), ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64())]
@@ -129,7 +152,7 @@ class RelationExtractorActor:
             spacy.util.import_file("spacy_ie_ray_code", code)
         if use_gpu:
             spacy.require_gpu()
-        # The CLI's loader: a pipeline that cannot load fails with one line naming the file.
+        # The shared loader: a pipeline that cannot load fails with one line naming the file.
         self.nlp: Language = load_pipeline(model, disable=list(disable))
         self.text_column = text_column
         self.id_column = id_column
@@ -319,7 +342,7 @@ def row_to_record(row: Dict[str, Any]) -> Dict[str, Any]:
     return record
 
 
-# --- reading the CLI's input --------------------------------------------------------------------
+# --- reading the input files ---------------------------------------------------------------------
 
 
 def input_files(input_spec: Union[str, Path]) -> List[Path]:
@@ -451,19 +474,17 @@ def read_input(
 
 class JSONLRecordDatasink(BlockBasedFileDatasink):
     """Writes `extract_dataset` rows as JSONL shards (``*.jsonl``), one `row_to_record` per line
-    with the local engine's JSON settings (so the lines equal the local ones plus "id").
-    Ray Data's ``BlockBasedFileDatasink`` (one file per write task); Ray's own ``write_json``
-    goes through pandas, which changes nested values and float digits."""
+    with the local engine's JSON settings (`spacy_ie.records.record_to_line`), so the lines equal
+    the local ones plus "id". Ray Data's ``BlockBasedFileDatasink`` (one file per write task);
+    Ray's own ``write_json`` goes through pandas, which changes nested values and float
+    digits."""
 
     def __init__(self, path: str, **kwargs: Any) -> None:
         super().__init__(path, file_format="jsonl", **kwargs)
 
     def write_block_to_file(self, block: BlockAccessor, file: "pa.NativeFile") -> None:
         for row in block.to_arrow().to_pylist():
-            line = json.dumps(
-                row_to_record(row), ensure_ascii=False, separators=(",", ":"), default=str
-            )
-            file.write((line + "\n").encode("utf8"))
+            file.write(record_to_line(row_to_record(row)).encode("utf8"))
 
 
 def write_records(
@@ -472,8 +493,9 @@ def write_records(
     """Run `dataset` (from `extract_dataset`) and write it as shards into `output_dir` (a local
     directory, created; or a URI pyarrow can write, e.g. ``s3://bucket/out``): ``jsonl`` with
     `JSONLRecordDatasink`, ``parquet`` with ``Dataset.write_parquet`` (the columns as they
-    are). Shards come in no particular order: sort by id. On a multi-node cluster a local path
-    is written on each writing node: give shared storage or a URI.
+    are). The rows keep their "id"; shards come in no particular order: sort by id. On a
+    multi-node cluster a local path is written on each writing node: give shared storage or a
+    URI.
 
     RAISES (ValueError): an unknown `output_format`.
     """
@@ -488,10 +510,116 @@ def write_records(
         )
 
 
+# One shard of `InputOrderDatasink`: (id of its first record, records, [(id, error)]).
+Shard = Tuple[int, int, List[Tuple[int, str]]]
+
+
+class InputOrderDatasink(Datasink):
+    """Writes the rows of `extract_dataset` over `read_input` (ids 0..n-1) as shards whose names
+    give the input order: each block's rows sorted by id, one shard per run of consecutive ids,
+    named by its first id (``000000000042.jsonl``), the "id" column dropped. Read in name order,
+    the JSONL shards hold the lines the local engine writes for the same input; the Parquet
+    shards hold the same columns as `write_records`' without "id".
+
+    Each write task returns its shards (`Shard`); on the driver, ``shards`` holds them all once
+    ``Dataset.write_datasink`` returns (see `check_shard_ids`).
+
+    path (Union[str, Path]): a local directory (created; written on the driver's node only, so
+        that it is complete where the driver reads it) or a URI pyarrow can write
+        (``s3://...``, written from every node). It should be new or empty: shards of another
+        run with other first ids would be read with these.
+    output_format (str): "jsonl" or "parquet". RAISES (ValueError): for another one.
+    """
+
+    def __init__(self, path: Union[str, Path], output_format: str = "jsonl") -> None:
+        if output_format not in RAY_OUTPUT_FORMATS:
+            raise ValueError(f"InputOrderDatasink: unknown format {output_format!r}; "
+                             f"expected one of {', '.join(RAY_OUTPUT_FORMATS)}")  # fmt: skip
+        self.local = "://" not in str(path)
+        self.path = str(Path(path).resolve()) if self.local else str(path)
+        self.output_format = output_format
+        self.shards: List[Shard] = []
+
+    @property
+    def supports_distributed_writes(self) -> bool:
+        return not self.local
+
+    def _filesystem(self) -> Tuple["pafs.FileSystem", str]:
+        if self.local:
+            return pafs.LocalFileSystem(), self.path
+        return pafs.FileSystem.from_uri(self.path)
+
+    def on_write_start(self, schema: Optional["pa.Schema"] = None) -> None:
+        filesystem, path = self._filesystem()
+        filesystem.create_dir(path, recursive=True)
+
+    def write(self, blocks: Iterable[Block], ctx: Any) -> List[Shard]:
+        filesystem, directory = self._filesystem()
+        shards: List[Shard] = []
+        for block in blocks:
+            table = BlockAccessor.for_block(block).to_arrow()
+            if table.num_rows == 0:
+                continue
+            table = table.sort_by("id")
+            ids = table.column("id").to_pylist()
+            starts = [0] + [k for k in range(1, len(ids)) if ids[k] != ids[k - 1] + 1]
+            for start, end in zip(starts, starts[1:] + [len(ids)]):
+                part = table.slice(start, end - start)
+                name = f"{directory}/{ids[start]:012d}.{self.output_format}"
+                column = part.column("error").to_pylist()
+                errors = [(ids[start + k], error) for k, error in enumerate(column) if error]
+                self._write_shard(filesystem, name, part.drop_columns(["id"]))
+                shards.append((ids[start], end - start, errors))
+        return shards
+
+    def _write_shard(self, filesystem: "pafs.FileSystem", path: str, table: "pa.Table") -> None:
+        if self.output_format == "parquet":
+            pq.write_table(table, path, filesystem=filesystem)
+            return
+        with filesystem.open_output_stream(path) as file:
+            for row in table.to_pylist():
+                file.write(record_to_line(row_to_record(row)).encode("utf8"))
+
+    def on_write_complete(self, write_result: Any) -> None:
+        self.shards = sorted(shard for shards in write_result.write_returns for shard in shards)
+
+
+def check_shard_ids(shards: Sequence[Shard], n_docs: int) -> Tuple[int, bool]:
+    """(rows in `shards`, whether they hold the ids 0..n_docs-1 once each: sorted by first id,
+    each shard starts where the previous one ended and the last ends at `n_docs`)."""
+    expected = 0
+    ok = True
+    for first, n_rows, _ in sorted(shards):
+        ok = ok and first == expected
+        expected = first + n_rows
+    n_rows = sum(shard[1] for shard in shards)
+    return n_rows, ok and expected == n_docs and n_rows == n_docs
+
+
+def write_in_input_order(
+    dataset: Dataset,
+    output_dir: Union[str, Path],
+    output_format: str = "jsonl",
+    concurrency: Optional[int] = None,
+) -> List[Shard]:
+    """Run `dataset` (from `extract_dataset` over `read_input`) and write it into `output_dir`
+    with `InputOrderDatasink` (shards in input order, without ids), each write task requesting
+    `WRITE_TASK_CPUS` CPUs, at most `concurrency` at a time (None: as many as the free CPUs
+    hold; each one at a time is a Ray worker process of its own, so `extract_to_shards` gives
+    as many as it has actors). RETURNS (List[Shard]): the shards written, sorted by first id.
+    RAISES (ValueError): an unknown `output_format`."""
+    sink = InputOrderDatasink(output_dir, output_format)
+    remote_args = {"num_cpus": WRITE_TASK_CPUS}
+    dataset.write_datasink(sink, ray_remote_args=remote_args, concurrency=concurrency)
+    return sink.shards
+
+
 def read_records(output_dir: Union[str, Path]) -> List[Dict[str, Any]]:
     """The records of the shards in `output_dir` (``*.jsonl`` or ``*.parquet``, as
-    `write_records` writes them), sorted by id (then by text for rows without id), in
-    `row_to_record` form. Reads on the driver: for checks and small outputs."""
+    `write_records` or `write_in_input_order` write them), in `row_to_record` form: shards in
+    name order, records in file order, then those with an id sorted by id (stable: records
+    without one keep their order, which for `write_in_input_order` is the input order). Reads
+    on the driver: for checks and small outputs."""
     output_dir = Path(output_dir)
     records: List[Dict[str, Any]] = []
     for path in sorted(output_dir.iterdir()):
@@ -500,7 +628,154 @@ def read_records(output_dir: Union[str, Path]) -> List[Dict[str, Any]]:
                 records.extend(json.loads(line) for line in file if line.strip())
         elif path.suffix == ".parquet":
             records.extend(row_to_record(row) for row in pq.read_table(path).to_pylist())
-    return sorted(records, key=lambda r: (r.get("id") is None, r.get("id"), r.get("text") or ""))
+    return sorted(records, key=lambda r: (0, r["id"]) if r.get("id") is not None else (1, 0))
+
+
+# --- the run of ``extract --engine ray`` ---------------------------------------------------------
+
+
+def fit_cpus_per_worker(workers: int, cpus_per_worker: float, cluster_cpus: float) -> float:
+    """The CPUs each actor requests: `cpus_per_worker`, unless `workers` actors of that size
+    would fit the cluster's `cluster_cpus` but leave less than `CPUS_LEFT_FREE`; then an equal
+    share of ``cluster_cpus - CPUS_LEFT_FREE``. Actors that hold every CPU leave none for the
+    write tasks: the shards wait until every actor is done (held in Ray's object store), and
+    Ray Data warns that "the Dataset job will hang unless more CPUs are freed up" when a job
+    starts while the actors of the previous one hold every CPU. A CPU in Ray is a scheduling
+    unit, not a limit: an actor of 0.8 CPU still runs on a whole core. More actors than the
+    cluster holds (the CLI warns) are left as asked: those that do not fit wait.
+
+    RETURNS (float): the CPUs per actor, e.g. 2 workers x 1 CPU on 2 CPUs: 0.8125.
+    """
+    total = workers * cpus_per_worker
+    if total + CPUS_LEFT_FREE <= cluster_cpus or total > cluster_cpus or cpus_per_worker == 0:
+        return cpus_per_worker
+    return max(cluster_cpus - CPUS_LEFT_FREE, 0.0) / workers
+
+
+def check_output_dir(output_dir: Union[str, Path], overwrite: bool = False) -> None:
+    """RAISES (ValueError): when `output_dir` cannot take `extract_to_shards`' shards: it is a
+    file; or it holds something and not `overwrite`; or, with `overwrite`, it holds anything
+    but ``.jsonl`` / ``.parquet`` files (shards), which it would delete."""
+    output_dir = Path(output_dir)
+    if output_dir.is_file():
+        raise ValueError(f"--output {output_dir} is a file; give a directory")
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise ValueError(
+                f"--output {output_dir} exists; remove it, give a new directory or --overwrite"
+            )
+        others = [p.name for p in output_dir.iterdir() if p.suffix not in (".jsonl", ".parquet")]
+        if others:
+            raise ValueError(
+                f"--output {output_dir} holds other things than shards: "
+                f"{', '.join(sorted(others)[:5])}; not replacing it"
+            )
+
+
+@dataclass
+class RayExtractionSummary:
+    """What `extract_to_shards` did: documents in, rows written, whether the rows hold every
+    input id once, the error rows as ``(id, error)`` (id: the document's number from 0), the
+    seconds (with Ray's start-up and the actors' pipeline loading) and the CPUs each actor
+    requested."""
+
+    n_docs: int = 0
+    n_rows: int = 0
+    ids_ok: bool = True
+    errors: List[Tuple[int, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    cpus_per_worker: float = 1.0
+
+
+def wait_for_free_cpu(timeout: float = 10.0, interval: float = 0.1) -> bool:
+    """Wait (at most `timeout` seconds) until Ray reports a free CPU; RETURNS (bool) whether it
+    did. `read_input` builds its Dataset with ``ray.data.from_arrow_refs``, which runs one
+    metadata task per block (1 CPU each): for a moment after they end, Ray still counts their
+    CPUs as taken, and Ray Data, which checks for a free CPU when a job starts, would warn that
+    the job "will hang unless more CPUs are freed up" (it would not: the CPUs come back within a
+    second). A cluster whose CPUs stay taken (other jobs) keeps the warning, rightly."""
+    deadline = time.monotonic() + timeout
+    while not ray.available_resources().get("CPU"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def count_input(input_spec: Union[str, Path], paragraphs: bool = False) -> int:
+    """The number of documents of `input_spec`: a validating pass of `iter_input` (nothing
+    kept), so that bad input fails before Ray starts. RAISES (InputError): as `iter_input`."""
+    return sum(1 for _ in iter_input(input_spec, paragraphs=paragraphs))
+
+
+def extract_to_shards(
+    model: Union[str, Path],
+    input_spec: Union[str, Path],
+    output_dir: Union[str, Path],
+    *,
+    output_format: str = "jsonl",
+    paragraphs: bool = False,
+    batch_size: int = 64,
+    workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    disable: Sequence[str] = (),
+    address: Optional[str] = None,
+    code: Optional[Union[str, Path]] = None,
+    overwrite: bool = False,
+    n_docs: Optional[int] = None,
+) -> RayExtractionSummary:
+    """``extract --engine ray`` without the command line: read `input_spec` (`input_files`) on
+    this machine (`read_input`), run `extract_dataset` on a Ray cluster (`init_ray`: `address`,
+    else ``$RAY_ADDRESS``, else a local Ray with all CPUs; actors sized by
+    `fit_cpus_per_worker`) and write the records in input order without ids
+    (`write_in_input_order`) into the local directory `output_dir`. The shards are written
+    beside it under a temporary name, checked (every input id once), then renamed: the
+    directory appears only once everything succeeded; an existing one is replaced only with
+    `overwrite` (see `check_output_dir`). A job whose rows miss or repeat ids still keeps its
+    output (``ids_ok`` False). Blocks hold at most 1,024 documents, at least 4 per worker. The
+    job starts once Ray reports a free CPU again after reading (`wait_for_free_cpu`).
+
+    n_docs (Optional[int]): the documents of `input_spec` when the caller has counted them
+        (`count_input`) and checked the pipeline's config; else both are done here, before
+        Ray starts.
+    RAISES (ValueError): for `output_dir` (`check_output_dir`) or an unknown `output_format`.
+        (PipelineLoadError): a damaged ``config.cfg`` / ``meta.json`` (before Ray starts).
+        (InputError): unreadable input, or no documents (before Ray starts). Any error of the
+        Ray job (nothing is written then).
+    """
+    if output_format not in RAY_OUTPUT_FORMATS:
+        raise ValueError(f"--engine ray writes --format jsonl or parquet, not {output_format!r}")
+    output_dir = Path(output_dir)
+    check_output_dir(output_dir, overwrite)
+    if n_docs is None:
+        check_pipeline_config(model)
+        n_docs = count_input(input_spec, paragraphs)
+    if n_docs == 0:
+        raise InputError(f"{input_spec}: no documents")
+    start = time.perf_counter()
+    init_ray(address=address)
+    cpus = fit_cpus_per_worker(workers, cpus_per_worker, ray.cluster_resources().get("CPU", 0))
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.part")
+    try:
+        block_size = max(1, min(1024, -(-n_docs // (4 * workers))))
+        dataset = read_input(input_spec, paragraphs=paragraphs, block_size=block_size)
+        wait_for_free_cpu()
+        records = extract_dataset(
+            dataset, model, workers=workers, batch_size=batch_size, cpus_per_worker=cpus,
+            gpus_per_worker=gpus_per_worker, disable=list(disable), code=code,
+        )  # fmt: skip
+        shards = write_in_input_order(records, tmp, output_format, concurrency=workers)
+        n_rows, ids_ok = check_shard_ids(shards, n_docs)
+        if overwrite and output_dir.is_dir():
+            shutil.rmtree(output_dir)
+        os.replace(tmp, output_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    errors = sorted(error for shard in shards for error in shard[2])
+    return RayExtractionSummary(n_docs, n_rows, ids_ok, errors, time.perf_counter() - start, cpus)
 
 
 def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None, **kwargs: Any) -> None:

@@ -33,12 +33,9 @@ from conftest import load_script
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
-from spacy_ie.cli.extract import (
-    doc_to_doccano,
-    doc_to_label_studio,
-    doc_to_line,
-    label_studio_config,
-)
+from spacy_ie.extraction import doc_to_line
+from spacy_ie.training.converters.doccano import doc_to_doccano
+from spacy_ie.training.converters.label_studio import doc_to_label_studio, label_studio_config
 from spacy_ie.training.converters import ConversionError, convert, convert_file
 from spacy_ie.training.converters.char_offsets import utf16_to_index
 

@@ -1,4 +1,6 @@
-"""``spacy-ie extract`` and `spacy_ie.cli.extract`: input formats, records, order, HTML, errors."""
+"""``spacy-ie extract`` and the library behind it (`spacy_ie.records`, `spacy_ie.extraction`,
+`spacy_ie.display`): input formats, records, order, HTML, errors."""
+import html
 import json
 import re
 from pathlib import Path
@@ -15,18 +17,21 @@ from conftest import stderr_has
 
 from spacy_ie import Relation
 from spacy_ie.cli import app
-from spacy_ie.cli.extract import (
+from spacy_ie.display import (
+    ARROWHEAD_GAP,
+    HTML_MAX_CHARS,
     HTML_MAX_WIDTH,
     LABEL_PALETTE,
-    InputError,
-    count_documents,
+    SPAN_CHUNK_TOKENS,
+    _span_chunks,
     doc_to_attention_html,
     doc_to_displacy,
-    doc_to_record,
     label_colors,
-    read_documents,
+    relations_table,
     render_html,
 )
+from spacy_ie.extraction import DocSink, HTMLPage, LineWriter, extract
+from spacy_ie.records import InputError, count_documents, doc_to_record, read_documents
 
 DEMO_TEST = Path(__file__).resolve().parent.parent / "assets" / "demo" / "test.jsonl"
 
@@ -96,7 +101,9 @@ def test_record_structure_and_offsets(demo_run):
 def test_html_page(demo_run):
     _, records, page, result = demo_run
     assert page.startswith("<!DOCTYPE html>") and page.count("<figure") == len(records)
-    assert page.count("<svg") >= len(records)  # one or more rows of arcs per doc
+    empty = sum(1 for record in records if not record["text"].strip())
+    assert empty == 3 and page.count("empty document") == empty
+    assert page.count("<svg") >= len(records) - empty  # one or more rows of arcs per doc
     for record in records:
         for ent in record["entities"]:
             assert escape_html(ent["text"]) in page
@@ -265,7 +272,7 @@ def test_doc_to_displacy(annotated_doc):
     ]
     assert skipped == 2 and parse["title"] == "&lt;doc&gt;"
     page = render_html([parse, doc_to_displacy(annotated_doc[:0].as_doc())[0]])
-    assert page.count("<svg") == 2 and "CONTAINS 0.80" in page and "Charles Babbage" in page
+    assert page.count("<svg") == 1 and "CONTAINS 0.80" in page and "Charles Babbage" in page
 
 
 def test_doc_to_attention_html():
@@ -283,8 +290,9 @@ def test_doc_to_attention_html():
     empty._.textcat_attention = [[], []]
     assert 'class="attention"' in doc_to_attention_html(empty)
     page = render_html([doc_to_displacy(doc)[0], doc_to_displacy(empty)[0]], below=[markup, ""])
-    assert page.count("<svg") == 2 and page.count(markup) == 1
-    assert page.index("<svg") < page.index(markup) < page.rindex("<svg")  # under its own figure
+    assert page.count("<svg") == 1 and page.count(markup) == 1
+    # under its own figure
+    assert page.index("<svg") < page.index(markup) < page.index("<figure", page.index("<svg"))
     with pytest.raises(ValueError):
         render_html([doc_to_displacy(doc)[0]], below=[])
 
@@ -389,8 +397,6 @@ def test_html_nested_entities_in_span_view():
 def test_span_view_pieces_of_a_long_doc():
     """A long doc's entity view is drawn in pieces (displaCy's span renderer is quadratic in a
     piece's tokens x spans): the pieces cover the tokens in order and cut no span."""
-    from spacy_ie.cli.extract import SPAN_CHUNK_TOKENS, _span_chunks
-
     n = 3 * SPAN_CHUNK_TOKENS + 17
     tokens = [f"t{i}" for i in range(n)]
     spans = [{"start_token": i, "end_token": i + 3, "label": "A"} for i in range(0, n - 3, 7)]
@@ -405,3 +411,149 @@ def test_span_view_pieces_of_a_long_doc():
             back.append((s["start_token"] + offset, s["end_token"] + offset, s["label"]))
         offset += len(piece["tokens"])
     assert sorted(back) == sorted((s["start_token"], s["end_token"], s["label"]) for s in spans)
+
+
+# --- the HTML view's defects (issue 26) ---------------------------------------------------------
+
+
+def span_view_text(page: str) -> str:
+    """The text of a page's entity views as a browser shows it (labels left out): displaCy's
+    span markers dropped, each token's inline block reduced to its text (a browser drops the
+    whitespace at the edges of an inline block), whitespace runs collapsed."""
+    views = re.findall(r'<div class="spans"[^>]*>(.*?)</div>', page, flags=re.S)
+    text = " | ".join(views)
+    marker = (r'<span style="background:[^"]*position: absolute;">\s*'
+              r"(?:<span[^>]*>[^<]*</span>\s*)?</span>")  # fmt: skip
+    text = re.sub(marker, "", text)
+    token = r'<span style="font-weight: bold; display: inline-block;[^"]*">\s*(.*?)\s*</span>'
+    text = re.sub(token, r"\1", text, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", text)).split())
+
+
+def test_html_span_view_keeps_the_texts_spacing():
+    """Tokens are followed by their own whitespace: "US Navy." not "US Navy ." (displaCy's span
+    renderer puts a space after every token)."""
+    nlp = spacy.blank("en")
+    doc = nlp("Grace Hopper worked for the US Navy. (Acme)Corp's staff")
+    doc.ents = [Span(doc, 0, 2, "PERSON"), Span(doc, 5, 7, "ORG"), Span(doc, 9, 10, "ORG")]
+    doc._.relations = [Relation(doc.ents[0], doc.ents[1], "WORKS_FOR", 0.9)]
+    text = span_view_text(render_html([doc_to_displacy(doc)[0]]))
+    assert text == "Grace Hopper worked for the US Navy. (Acme)Corp's staff"
+
+
+def test_html_empty_document_says_so():
+    nlp = spacy.blank("en")
+    page = render_html([doc_to_displacy(nlp(""), title="#1")[0],
+                        doc_to_displacy(nlp("  \n "), title="#2")[0]])  # fmt: skip
+    figures = page.split("<figure")[1:]
+    assert len(figures) == 2
+    for figure in figures:
+        assert "empty document" in figure and "<svg" not in figure
+        assert "no relations" not in figure and 'class="spans"' not in figure
+
+
+def test_html_no_relations_says_so(annotated_doc):
+    annotated_doc._.relations = []
+    parse = doc_to_displacy(annotated_doc)[0]
+    assert "no relations" in relations_table(parse)
+    page = render_html([parse])
+    assert "no relations" in page and 'class="relations"' not in page
+    assert page.index("<svg") < page.index("no relations")  # where the table would be
+
+
+def arrowhead_tips(page: str) -> List[float]:
+    return [float(x) for x in re.findall(r'class="displacy-arrowhead" d="M([0-9.]+),', page)]
+
+
+def test_html_arrowheads_on_one_word_side_by_side():
+    """Four relations pointing at one entity, two from the left and two from the right:
+    displaCy draws the arrowheads of those from the right on one point (and those from the left
+    3 px apart). Here they are ARROWHEAD_GAP px apart, the arcs from further away outside those
+    from nearer (so that no leg crosses an arc), and each arc ends at its arrowhead."""
+    nlp = spacy.blank("en")
+    doc = nlp("Ann and Bob met Cyd near Dan and Eve in Fay today .")
+    ann, bob, cyd, dan, fay = (Span(doc, i, i + 1, "PERSON") for i in (0, 2, 4, 6, 10))
+    doc.ents = [ann, bob, cyd, dan, fay]
+    doc._.relations = [
+        Relation(ann, cyd, "FAR_LEFT", 0.9), Relation(bob, cyd, "NEAR_LEFT", 0.8),
+        Relation(dan, cyd, "NEAR_RIGHT", 0.7), Relation(fay, cyd, "FAR_RIGHT", 0.6),
+        Relation(ann, bob, "ALONE", 0.5),
+    ]  # fmt: skip
+    parse, skipped = doc_to_displacy(doc)
+    assert skipped == 0 and len(parse["rows"]) == 1
+    page = render_html([parse])
+    labels = re.findall(r'class="displacy-label"[^>]*>([A-Z_]+) ', page)
+    tips = dict(zip(labels, arrowhead_tips(page)))
+    assert len(tips) == 5
+    order = sorted(("FAR_LEFT", "NEAR_LEFT", "NEAR_RIGHT", "FAR_RIGHT"), key=tips.get)
+    assert order == ["NEAR_LEFT", "FAR_LEFT", "FAR_RIGHT", "NEAR_RIGHT"]  # far ones outside
+    xs = [tips[label] for label in order]
+    assert [b - a for a, b in zip(xs, xs[1:])] == [ARROWHEAD_GAP] * 3
+    arcs = re.findall(r'class="displacy-arc"[^>]* d="([^"]+)".*?'
+                      r'class="displacy-arrowhead" d="M([0-9.]+),', page, flags=re.S)  # fmt: skip
+    assert len(arcs) == 5
+    for path, head in arcs:
+        ends = [float(point.split(",")[0]) for point in path[1:].split(" ")]
+        assert float(head) in (ends[0], ends[-1])  # the arc's leg ends at its arrowhead
+
+
+def test_html_long_document_is_cut_and_says_so():
+    """A 200,000-character document: the page draws its first HTML_MAX_CHARS characters, says
+    how much it leaves out, and stays small (it was 12-18 MB); the relations table lists the
+    relations drawn."""
+    nlp = spacy.blank("en")
+    sentence = "Person{i} met a friend at Place{i} on a sunny day ."
+    text = " ".join(sentence.format(i=i) for i in range(4000))
+    doc = nlp(text[: text.rindex(" ", 0, 200_000)])
+    assert len(doc.text) > 199_000
+    people = [Span(doc, i, i + 1, "PERSON") for i in range(0, len(doc) - 5, 11)]
+    places = [Span(doc, i + 5, i + 6, "LOC") for i in range(0, len(doc) - 5, 11)]
+    doc.ents = sorted(people + places)
+    doc._.relations = [Relation(p, q, "MET_AT", 0.8) for p, q in zip(people, places)]
+    parse, _ = doc_to_displacy(doc)
+    cut = parse["cut"]
+    assert cut["of_chars"] == len(doc.text) and HTML_MAX_CHARS - 60 < cut["chars"] <= HTML_MAX_CHARS
+    shown = len(parse["relations"])
+    assert 0 < shown < len(people) and cut["relations"] == len(people) - shown
+    assert cut["entities"] == len(doc.ents) - len(parse["spans"]["spans"])
+    page = render_html([parse])
+    assert len(page) < 500_000, len(page)
+    assert f"Only the first {cut['chars']:,} of {len(doc.text):,} characters" in page
+    assert page.count("MET_AT 0.80") == shown
+    sink = HTMLPage(limit=5)
+    sink.write(doc, None)
+    sink.write(nlp("Ann met Bob ."), None)
+    assert (sink.n_drawn, sink.n_cut) == (2, 1)
+
+
+# --- the run: pluggable sinks ---------------------------------------------------------------------
+
+
+def test_extract_gives_each_doc_to_every_sink():
+    """`extract` hands every Doc, in order, to each sink, then closes them: a sink of one's own
+    (here one that keeps the texts) beside the line writers."""
+    nlp = spacy.blank("en")
+
+    class Texts(DocSink):
+        def __init__(self) -> None:
+            self.texts, self.closed = [], False
+
+        def write(self, doc, meta) -> None:
+            self.texts.append((doc.text, meta))
+
+        def close(self) -> None:
+            self.closed = True
+
+    texts, jsonl, label_studio = Texts(), [], []
+    documents = [("Ada met Bob .", None), ("", {"id": 2}), ("Cyd .", {"k": "é"})]
+    summary = extract(nlp, iter(documents), [LineWriter(jsonl.append), texts,
+                      LineWriter(label_studio.append, "label-studio")], batch_size=2)  # fmt: skip
+    assert texts.texts == documents and texts.closed
+    assert [json.loads(line)["text"] for line in jsonl] == [t for t, _ in documents]
+    assert json.loads("".join(label_studio))[2]["data"] == {"k": "é", "text": "Cyd ."}
+    assert (summary.n_docs, summary.n_words) == (3, 6)
+    empty: List[str] = []
+    extract(nlp, [], [LineWriter(empty.append, "label-studio")])
+    assert "".join(empty) == "[\n]\n"  # as before: an empty JSON array
+    with pytest.raises(ValueError, match="unknown output format"):
+        LineWriter(empty.append, "csv")

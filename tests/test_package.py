@@ -20,7 +20,7 @@ from typing import Any, Dict, List
 import pytest
 from spacy.tokens import DocBin
 
-from spacy_ie.cli.extract import doc_to_record
+from spacy_ie.records import doc_to_record
 
 NAME, VERSION = "rel_test", "0.0.1"
 PACKAGE = f"en_{NAME}"
@@ -37,7 +37,7 @@ LOAD_SCRIPT = textwrap.dedent(
     texts = json.loads(open(sys.argv[1], encoding="utf8").read())
     nlp = spacy.load(%r)
     imported_by_load = "spacy_ie" in sys.modules
-    from spacy_ie.cli.extract import doc_to_record  # after load: spacy.load must not need it
+    from spacy_ie.records import doc_to_record  # after load: spacy.load must not need it
 
     docs = [doc_to_record(doc) for doc in nlp.pipe(texts)]
     print(json.dumps({

@@ -1,12 +1,14 @@
 """`spacy_ie.ray` and ``extract --engine ray`` on a real local Ray cluster (2 CPUs).
 
-Two Ray jobs run (each starts its actors and loads the pipeline in them): the CLI over a JSONL
-file, compared with the local engine's output; and the Python API over a Dataset where one
-record makes its actor's process die once, one makes a component raise and one has no string
-text, checked for ids in == ids out. The rest runs without Ray jobs.
+Three Ray jobs run (each starts its actors and loads the pipeline in them): the CLI twice over
+a JSONL file with 2 workers (JSONL, then Parquet shards), compared with the local engine's
+output, with Ray Data's log watched for its "will hang" warning; and the Python API over a
+Dataset where one record makes its actor's process die once, one makes a component raise and
+one has no string text, checked for ids in == ids out. The rest runs without Ray jobs.
 """
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import List
@@ -19,22 +21,27 @@ import pyarrow.parquet as pq  # noqa: E402
 import ray  # noqa: E402
 import spacy  # noqa: E402
 from ray.data.block import BlockAccessor  # noqa: E402
+from ray.util.debug import reset_log_once  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from conftest import stderr_has  # noqa: E402
 
 from spacy_ie.cli import app  # noqa: E402
-from spacy_ie.cli.extract import InputError, _check_shards, doc_to_record  # noqa: E402
 from spacy_ie.ray import (  # noqa: E402
+    CPUS_LEFT_FREE,
+    InputOrderDatasink,
     JSONLRecordDatasink,
     RelationExtractorActor,
+    check_shard_ids,
     extract_dataset,
+    fit_cpus_per_worker,
     input_files,
     iter_input,
     read_records,
     row_to_record,
     write_records,
 )
+from spacy_ie.records import InputError, doc_to_record  # noqa: E402
 
 DEMO_TEST = Path(__file__).resolve().parent.parent / "assets" / "demo" / "test.jsonl"
 
@@ -94,11 +101,27 @@ def run_cli(*args):
 # --- with Ray jobs ------------------------------------------------------------------------------
 
 
+class RayDataLog(logging.Handler):
+    """Keeps the messages of Ray Data's loggers (which do not propagate to the root logger)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
+    """Both engines write the same records: the JSONL shards, read in name order, are the local
+    output byte for byte; the Parquet shards hold the same records. Two jobs of 2 workers back
+    to back on the 2 CPUs, and Ray Data never warns that the job "will hang unless more CPUs
+    are freed up" (it did: the actors took every CPU, and Ray counted the CPUs of its own
+    metadata tasks as taken just after they ended)."""
     texts = demo_texts()[:40]
     texts[5:5] = ["", "Bern ."]
     rows = [
-        {"text": t, "n": i, "source": {"k": [i]}} if i % 3 else {"text": t}
+        {"text": t, "n": i, "source": {"k": [i], "é": "ü"}} if i % 3 else {"text": t}
         for i, t in enumerate(texts)
     ]
     input_path = tmp_path / "input.jsonl"
@@ -106,28 +129,44 @@ def test_cli_ray_equals_local(ray_cluster, trained_pipeline, tmp_path):
     local_out = tmp_path / "local.jsonl"
     result = run_cli(trained_pipeline, input_path, "-o", local_out)
     assert result.exit_code == 0, result.output
-    local = [json.loads(line) for line in local_out.read_text(encoding="utf8").splitlines()]
-
-    ray_out = tmp_path / "ray_out.parquet"  # the format from the extension
-    ray_out.mkdir()
-    (ray_out / "old.parquet").write_bytes(b"shard of an earlier run")
-    result = run_cli(
-        trained_pipeline, input_path, "--engine", "ray", "--workers", 1, "--batch-size", 8,
-        "-o", ray_out, "--overwrite",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    shards = sorted(ray_out.iterdir())
-    assert shards and all(p.suffix == ".parquet" for p in shards)
-    assert not (ray_out / "old.parquet").exists()
-    records = read_records(ray_out)
-    assert [r["id"] for r in records] == list(range(len(texts)))
-    assert [{k: v for k, v in r.items() if k != "id"} for r in records] == local
+    local_bytes = local_out.read_bytes()
+    local = [json.loads(line) for line in local_bytes.decode("utf8").splitlines()]
     assert sum(len(r["relations"]) for r in local) > 0, "the test pipeline found no relation"
-    assert stderr_has(result, f"Extracted {len(texts)} docs")
+
+    log = RayDataLog()
+    logging.getLogger("ray.data").addHandler(log)
+    reset_log_once("cpu_warning")  # Ray Data warns once per process
+    try:
+        ray_out = tmp_path / "ray_out"
+        result = run_cli(
+            trained_pipeline, input_path, "--engine", "ray", "--workers", 2, "--batch-size", 8,
+            "-o", ray_out,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        shards = sorted(ray_out.iterdir())
+        assert len(shards) > 1 and all(p.suffix == ".jsonl" for p in shards)
+        assert b"".join(p.read_bytes() for p in shards) == local_bytes
+        assert stderr_has(result, f"Extracted {len(texts)} docs")
+
+        parquet_out = tmp_path / "ray_out.parquet"  # the format from the extension
+        parquet_out.mkdir()
+        (parquet_out / "old.parquet").write_bytes(b"shard of an earlier run")
+        result = run_cli(
+            trained_pipeline, input_path, "--engine", "ray", "--workers", 2, "--batch-size", 8,
+            "-o", parquet_out, "--overwrite",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    finally:
+        logging.getLogger("ray.data").removeHandler(log)
+    assert not [m for m in log.messages if "will hang" in m], log.messages
+    shards = sorted(parquet_out.iterdir())
+    assert shards and all(p.suffix == ".parquet" for p in shards)
+    assert not (parquet_out / "old.parquet").exists()
+    assert read_records(parquet_out) == local
     assert not list(tmp_path.glob(".ray_out*"))  # no temporary directory left
-    # The Parquet columns are typed, not JSON text.
+    # The Parquet columns are typed, not JSON text; no "id".
     schema = pq.read_schema(shards[0])
-    assert schema.field("id").type == pa.int64() and schema.field("error").type == pa.string()
+    assert "id" not in schema.names and schema.field("error").type == pa.string()
     assert pa.types.is_list(schema.field("relations").type)
 
 
@@ -308,15 +347,44 @@ def test_jsonl_lines_equal_local_lines(trained_pipeline, tmp_path):
     assert len(lines) == 6
 
 
-def test_check_shards_counts_ids_and_errors(tmp_path):
-    (tmp_path / "a.jsonl").write_text(
-        '{"id":1,"text":"x"}\n{"id":0,"text":null,"error":"text is int, expected str"}\n',
-        encoding="utf8",
-    )
-    assert _check_shards(tmp_path, 2) == (2, True, [(0, "text is int, expected str")])
-    assert _check_shards(tmp_path, 3)[:2] == (2, False)
-    (tmp_path / "b.jsonl").write_text('{"id":1,"text":"x"}\n', encoding="utf8")
-    assert _check_shards(tmp_path, 3)[:2] == (3, False)  # id 1 twice, id 2 missing
+@pytest.mark.parametrize("output_format", ["jsonl", "parquet"])
+def test_input_order_shards(trained_pipeline, tmp_path, output_format):
+    """A block of rows out of order and with a gap in its ids is written as one shard per run of
+    consecutive ids, named by its first id, sorted, without "id"; the write returns the shards'
+    first ids, rows and errors, which `check_shard_ids` checks against the input."""
+    actor = RelationExtractorActor(str(trained_pipeline), batch_size=4)
+    texts = demo_texts()[:6]
+    ids = [4, 2, 3, 0, 9, 1]  # runs: 0-4 and 9
+    texts[4] = None  # id 9: an error row
+    batch = pa.table({"id": pa.array(ids, pa.int64()), "text": texts, "meta": [None] * 6})
+    sink = InputOrderDatasink(tmp_path / "out", output_format)
+    sink.on_write_start()
+    shards = sink.write([actor(batch)], ctx=None)
+    by_id = {i: text for i, text in zip(ids, texts)}
+    assert [(first, n) for first, n, _ in shards] == [(0, 5), (9, 1)]
+    assert shards[1][2] == [(9, "text is NoneType, expected str")]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"000000000000.{output_format}", f"000000000009.{output_format}"]
+    records = read_records(tmp_path / "out")
+    assert [r["text"] for r in records] == [by_id[i] for i in (0, 1, 2, 3, 4, 9)]
+    assert all("id" not in r for r in records) and "error" in records[-1]
+    if output_format == "jsonl":
+        lines = (tmp_path / "out" / "000000000000.jsonl").read_text(encoding="utf8").splitlines()
+        expected = [json.dumps(doc_to_record(actor.nlp(by_id[i])), ensure_ascii=False,
+                               separators=(",", ":")) for i in range(5)]  # fmt: skip
+        assert lines == expected  # the local engine's lines
+    assert check_shard_ids(shards, 10) == (6, False)  # ids 5-8 missing
+    assert check_shard_ids(shards + [(5, 4, [])], 10) == (10, True)
+    assert check_shard_ids(shards + [(4, 5, [])], 10) == (11, False)  # id 4 twice
+
+
+def test_fit_cpus_per_worker():
+    """Actors that would take every CPU leave CPUS_LEFT_FREE for the write tasks."""
+    assert fit_cpus_per_worker(2, 1.0, 2.0) == pytest.approx((2.0 - CPUS_LEFT_FREE) / 2)
+    assert fit_cpus_per_worker(1, 1.0, 2.0) == 1.0  # room to spare
+    assert fit_cpus_per_worker(4, 1.0, 2.0) == 1.0  # more than the cluster: left as asked
+    assert fit_cpus_per_worker(8, 1.0, 64.0) == 1.0
+    assert fit_cpus_per_worker(2, 0.0, 2.0) == 0.0
 
 
 def test_extract_dataset_checks_columns_before_running(ray_cluster, trained_pipeline):

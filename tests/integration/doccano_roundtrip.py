@@ -8,7 +8,8 @@ Run it with spacy-ie installed (or ``PYTHONPATH=.``); doccano lives in its own v
 and much else. Steps (127.0.0.1 only, a fixed number of requests, each with a timeout):
 
 1. The same documents as tests/integration/label_studio_roundtrip.py (demo test split, one
-   sentence with emoji), written by ``spacy_ie.cli.extract.doc_to_doccano`` as JSONL.
+   sentence with emoji), written by ``spacy_ie.training.converters.doccano.doc_to_doccano`` as
+   JSONL (through ``spacy_ie.extraction.doc_to_line``).
 2. A fresh doccano (SQLite database and media in a temporary directory): ``doccano init``,
    ``doccano createuser``, an API token (``manage.py drf_create_token``), its WSGI app under its
    own gunicorn bound to 127.0.0.1 (``doccano webserver`` binds 0.0.0.0, so it is not used)
@@ -39,7 +40,7 @@ from typing import Any, Dict, List, Optional
 
 import requests
 
-from spacy_ie.cli.extract import doc_to_line
+from spacy_ie.extraction import doc_to_line
 from spacy_ie.training.converters import convert_file
 
 HERE = Path(__file__).resolve().parent

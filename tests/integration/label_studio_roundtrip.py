@@ -11,8 +11,9 @@ Steps (every request to 127.0.0.1 only, a fixed number of them, each with a time
 
 1. Pre-annotations: the first documents of the demo test split (``assets/demo/test.jsonl``,
    written for this project) and one sentence with emoji, as Label Studio tasks written by
-   ``spacy_ie.cli.extract.doc_to_label_studio`` (the gold entities and relations stand in for a
-   model's predictions, scores made up), and the labeling config of ``label_studio_config``.
+   ``spacy_ie.training.converters.label_studio.doc_to_label_studio`` (the gold entities and
+   relations stand in for a model's predictions, scores made up), and the labeling config of
+   ``label_studio_config``.
 2. Start ``label-studio start`` (its own venv, a fresh data directory, 127.0.0.1), create a
    project with that config through its REST API, import the tasks (with ``predictions``).
 3. Correct them as an annotator would, through the API (``POST /api/tasks/ID/annotations``):
@@ -46,7 +47,7 @@ import spacy
 from spacy.tokens import Doc
 
 from spacy_ie import Relation
-from spacy_ie.cli.extract import doc_to_label_studio, label_studio_config
+from spacy_ie.training.converters.label_studio import doc_to_label_studio, label_studio_config
 from spacy_ie.training.converters import convert_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

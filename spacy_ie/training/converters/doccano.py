@@ -15,14 +15,18 @@ relations exports ``"label": [[start, end, "LABEL"], ...]`` instead of ``entitie
 read too (no relations). Entity offsets that include surrounding whitespace are trimmed
 (counted). Other fields (``id``, ``Comments``, metadata) are ignored. One Doc per non-blank
 line.
+
+The other direction, pre-annotations for doccano (``extract --format doccano``):
+`doc_to_doccano` turns a processed Doc into an example of the same shape.
 """
 from pathlib import Path
-from typing import Dict, Hashable, Iterator, List, Tuple
+from typing import Any, Dict, Hashable, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .char_offsets import char_annotations_to_doc, char_entity
+from .label_studio import predicted_spans
 from .util import (
     CharEntity,
     ConversionSummary,
@@ -121,3 +125,56 @@ def _record_to_doc(
             relations.append((item["from_id"], item["to_id"], label))
     kept = {key: value for key, value in entities.items() if value}
     return char_annotations_to_doc(nlp, text, kept, relations, summary, path, loc)
+
+
+# --- export: pre-annotations -------------------------------------------------------------------
+
+
+def doc_to_doccano(
+    doc: Doc, meta: Optional[Dict[str, Any]] = None, *, model_version: str = "spacy-ie"
+) -> Dict[str, Any]:
+    """A doccano example (sequence labeling with relations) with the Doc's predictions::
+
+        {"text": str,
+         "entities": [{"id": int, "label": str, "start_offset": int, "end_offset": int}, ...],
+         "relations": [{"id": int, "from_id": head id, "to_id": tail id, "type": label}, ...],
+         "spacy_ie": {"model_version": str, "relation_scores": [float, ...]},
+         **meta}
+
+    Entities are ``doc.ents`` plus relation arguments outside them, with character offsets.
+    doccano has no field for scores: they go, one per relation in order, under ``"spacy_ie"``,
+    which doccano keeps as the example's metadata (its import keeps unknown top-level fields).
+    `spacy_ie.extraction.doc_to_line` writes it as ASCII-only JSON, which doccano's encoding
+    detection cannot misread.
+    Source: https://doccano.github.io/doccano/tutorial/#import-dataset ("Sequence Labeling"
+    with relations).
+    """
+    relations = doc._.relations  # built once: each read makes new Spans
+    entity_ids: Dict[Tuple[int, int, str], int] = {}
+    entities = []
+    for span in predicted_spans(doc, relations):
+        key = (span.start_char, span.end_char, span.label_)
+        entity_ids[key] = len(entity_ids)
+        entities.append(
+            {"id": entity_ids[key], "label": span.label_, "start_offset": span.start_char,
+             "end_offset": span.end_char}
+        )  # fmt: skip
+    records = [
+        {
+            "id": i,
+            "from_id": entity_ids[(rel.head.start_char, rel.head.end_char, rel.head.label_)],
+            "to_id": entity_ids[(rel.tail.start_char, rel.tail.end_char, rel.tail.label_)],
+            "type": rel.label,
+        }
+        for i, rel in enumerate(relations)
+    ]
+    return {
+        **(meta or {}),
+        "text": doc.text,
+        "entities": entities,
+        "relations": records,
+        "spacy_ie": {
+            "model_version": model_version,
+            "relation_scores": [round(float(rel.score), 4) for rel in relations],
+        },
+    }

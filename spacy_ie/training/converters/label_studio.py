@@ -33,12 +33,19 @@ with an annotation: cancelled annotations (``was_cancelled``) do not count; of s
 ``ground_truth`` one, else the last one, is used and the others are counted. Tasks without an
 annotation (e.g. only ``predictions``, not yet corrected) are skipped and counted. Result types
 other than ``labels`` and ``relation`` (choices, text areas, ...) are skipped and counted.
+
+The other direction, pre-annotations for Label Studio (``extract --format label-studio``):
+`doc_to_label_studio` turns a processed Doc into a task with a prediction of the same shape, and
+`label_studio_config` writes the labeling config its project needs.
 """
 from pathlib import Path
-from typing import Dict, Hashable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from xml.sax.saxutils import quoteattr
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
+
+from ...relations import Relation
 
 from .char_offsets import char_annotations_to_doc, char_entity
 from .util import (
@@ -254,3 +261,107 @@ def _relation(
             labels
         )
     return [(head, tail, label) for label in labels for head, tail in pairs]
+
+
+# --- export: pre-annotations -------------------------------------------------------------------
+
+
+def predicted_spans(doc: Doc, relations: Sequence[Relation]) -> List[Span]:
+    """The entities of a pre-annotation export (`doc_to_label_studio`, and doccano's
+    `doc_to_doccano`): doc.ents, then the arguments of `relations` (the Doc's) not among them
+    (e.g. from a span group), without duplicates (same characters and label), in text order."""
+    spans: Dict[Tuple[int, int, str], Span] = {}
+    for span in list(doc.ents) + [s for rel in relations for s in (rel.head, rel.tail)]:
+        spans.setdefault((span.start_char, span.end_char, span.label_), span)
+    return [spans[key] for key in sorted(spans)]
+
+
+def doc_to_label_studio(
+    doc: Doc,
+    meta: Optional[Dict[str, Any]] = None,
+    *,
+    model_version: str = "spacy-ie",
+    from_name: str = "label",
+    to_name: str = "text",
+) -> Dict[str, Any]:
+    """A Label Studio task with the Doc's predictions as pre-annotations::
+
+        {"data": {"text": str, **meta},
+         "predictions": [{"model_version": str, "score": float,
+                          "result": [region, ..., relation, ...]}]}
+
+    Each entity (``doc.ents``, plus relation arguments outside them) is a region ``{"id": "e0",
+    "type": "labels", "from_name", "to_name", "value": {"start", "end", "text", "labels":
+    [label]}}`` with character offsets (code points, Python string indices, as Label Studio
+    stores them since it stopped counting UTF-16 code units, label-studio PR #1559). Each
+    relation is ``{"type": "relation", "from_id": head region,
+    "to_id": tail region, "direction": "right", "labels": [label], "score": float}``. The
+    prediction's ``score`` is the lowest relation score of the document (1.0 without
+    relations), so that sorting tasks by prediction score in Label Studio puts the least
+    certain documents first.
+
+    from_name, to_name: the ``name`` of the ``<Labels>`` and ``<Text>`` tags of the project's
+        labeling config (see `label_studio_config`).
+    Source: https://labelstud.io/guide/predictions and https://labelstud.io/guide/task_format.
+    """
+    relations = doc._.relations  # built once: each read makes new Spans
+    region_ids: Dict[Tuple[int, int, str], str] = {}
+    result: List[Dict[str, Any]] = []
+    for span in predicted_spans(doc, relations):
+        key = (span.start_char, span.end_char, span.label_)
+        region_ids[key] = f"e{len(region_ids)}"
+        result.append(
+            {
+                "id": region_ids[key],
+                "type": "labels",
+                "from_name": from_name,
+                "to_name": to_name,
+                "value": {
+                    "start": span.start_char,
+                    "end": span.end_char,
+                    "text": span.text,
+                    "labels": [span.label_],
+                },
+            }
+        )
+    scores = []
+    for rel in relations:
+        score = round(float(rel.score), 4)
+        scores.append(score)
+        result.append(
+            {
+                "type": "relation",
+                "from_id": region_ids[(rel.head.start_char, rel.head.end_char, rel.head.label_)],
+                "to_id": region_ids[(rel.tail.start_char, rel.tail.end_char, rel.tail.label_)],
+                "direction": "right",
+                "labels": [rel.label],
+                "score": score,
+            }
+        )
+    data: Dict[str, Any] = {**(meta or {}), "text": doc.text}
+    prediction = {"model_version": model_version, "score": min(scores, default=1.0),
+                  "result": result}  # fmt: skip
+    return {"data": data, "predictions": [prediction]}
+
+
+def label_studio_config(
+    entity_labels: Iterable[str],
+    relation_labels: Iterable[str],
+    *,
+    from_name: str = "label",
+    to_name: str = "text",
+) -> str:
+    """A Label Studio labeling config (XML) for entities and relations on a text, matching the
+    tasks of `doc_to_label_studio`: ``<Relations>`` with one ``<Relation>`` per relation
+    label, ``<Labels>`` with one ``<Label>`` per entity label, and the ``<Text>``.
+    Source: https://labelstud.io/templates/relation_extraction."""
+    relations = "".join(f'    <Relation value={quoteattr(label)}/>\n' for label in relation_labels)
+    labels = "".join(f'    <Label value={quoteattr(label)}/>\n' for label in entity_labels)
+    return (
+        "<View>\n"
+        f"  <Relations>\n{relations}  </Relations>\n"
+        f"  <Labels name={quoteattr(from_name)} toName={quoteattr(to_name)}>\n{labels}"
+        "  </Labels>\n"
+        f'  <Text name={quoteattr(to_name)} value="$text"/>\n'
+        "</View>\n"
+    )
