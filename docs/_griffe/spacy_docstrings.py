@@ -11,7 +11,8 @@ the docstring text only (nothing is parsed into sections, so it cannot warn or f
 - a run of argument lines becomes a list: ``- **name** (*type*): description``;
 - ``:role:`target``` becomes ``target`` in code;
 - a trailing ``::`` becomes ``:``, and the indented block after it a fenced ``text`` block;
-- ``>>>`` lines become a fenced ``pycon`` block.
+- ``>>>`` lines become a fenced ``pycon`` block;
+- a reStructuredText simple table (``====  ====`` borders) becomes a fenced ``text`` block.
 
 Used from mkdocs.yml (mkdocstrings handler option ``extensions``); not part of the package.
 """
@@ -30,6 +31,7 @@ _TYPE = r"\((?:[^()`]|\([^()`]*\))*\)"
 _ARG = re.compile(
     rf"^(?P<names>{_IDENT}(?: {_TYPE})?(?:, {_IDENT}(?: {_TYPE})?)*)(?P<type> {_TYPE})?: (?P<desc>.*)$"
 )
+_RST_TABLE_BORDER = re.compile(r"^=+(?: +=+)+\s*$")
 _SECTION_WORDS = {"RETURNS": "Returns", "RAISES": "Raises", "YIELDS": "Yields", "WARNS": "Warns"}
 
 
@@ -63,6 +65,7 @@ def to_markdown(text: str) -> str:
     in_doctest = False
     literal_next = False  # the previous text line ended with "::"
     literal_indent = -1  # inside a literal block: its indentation (-1: not inside one)
+    table_borders = 0  # inside a reStructuredText simple table: the border lines seen so far
 
     def previous_is_text() -> bool:
         return bool(out) and bool(out[-1].strip())
@@ -70,6 +73,21 @@ def to_markdown(text: str) -> str:
     for line in text.split("\n"):
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
+        if table_borders:
+            out.append(line)
+            if _RST_TABLE_BORDER.match(line):
+                table_borders += 1
+                if table_borders == 3:
+                    out.append("```")
+                    table_borders = 0
+            continue
+        if _RST_TABLE_BORDER.match(line) and not in_fence and literal_indent < 0:
+            if out and out[-1].strip():
+                out.append("")
+            out.extend(["```text", line])
+            table_borders = 1
+            in_list = in_code = False
+            continue
         if literal_indent >= 0:
             if not stripped or indent >= literal_indent:
                 out.append(line[literal_indent:] if stripped else "")
@@ -134,7 +152,7 @@ def to_markdown(text: str) -> str:
             out.append("")  # end the list before the next paragraph
             in_list = False
         out.append(line)
-    if in_doctest:
+    if in_doctest or table_borders:
         out.append("```")
     if literal_indent >= 0:
         while out and not out[-1].strip():
