@@ -605,9 +605,8 @@ def write_in_input_order(
     """Run `dataset` (from `extract_dataset` over `read_input`) and write it into `output_dir`
     with `InputOrderDatasink` (shards in input order, without ids), each write task requesting
     `WRITE_TASK_CPUS` CPUs, at most `concurrency` at a time (None: as many as the free CPUs
-    hold; each one at a time is a Ray worker process of its own, so `extract_to_shards` gives
-    as many as it has actors). RETURNS (List[Shard]): the shards written, sorted by first id.
-    RAISES (ValueError): an unknown `output_format`."""
+    hold, each one a Ray worker process of its own). RETURNS (List[Shard]): the shards written,
+    sorted by first id. RAISES (ValueError): an unknown `output_format`."""
     sink = InputOrderDatasink(output_dir, output_format)
     remote_args = {"num_cpus": WRITE_TASK_CPUS}
     dataset.write_datasink(sink, ray_remote_args=remote_args, concurrency=concurrency)
@@ -733,8 +732,9 @@ def extract_to_shards(
     beside it under a temporary name, checked (every input id once), then renamed: the
     directory appears only once everything succeeded; an existing one is replaced only with
     `overwrite` (see `check_output_dir`). A job whose rows miss or repeat ids still keeps its
-    output (``ids_ok`` False). Blocks hold at most 1,024 documents, at least 4 per worker. The
-    job starts once Ray reports a free CPU again after reading (`wait_for_free_cpu`).
+    output (``ids_ok`` False). Blocks hold at most 1,024 documents, at least 4 per worker; one
+    write task runs at a time. The job starts once Ray reports a free CPU again after reading
+    (`wait_for_free_cpu`).
 
     n_docs (Optional[int]): the documents of `input_spec` when the caller has counted them
         (`count_input`) and checked the pipeline's config; else both are done here, before
@@ -766,7 +766,10 @@ def extract_to_shards(
             dataset, model, workers=workers, batch_size=batch_size, cpus_per_worker=cpus,
             gpus_per_worker=gpus_per_worker, disable=list(disable), code=code,
         )  # fmt: skip
-        shards = write_in_input_order(records, tmp, output_format, concurrency=workers)
+        # One write task at a time: the shards go to this machine's disk, a line costs
+        # microseconds against the milliseconds of the pipeline, and each task running at once
+        # is a Ray worker process of its own.
+        shards = write_in_input_order(records, tmp, output_format, concurrency=1)
         n_rows, ids_ok = check_shard_ids(shards, n_docs)
         if overwrite and output_dir.is_dir():
             shutil.rmtree(output_dir)
