@@ -9,6 +9,7 @@ from .extract import extract_cli  # noqa: F401
 from .tune import tune_thresholds_cli  # noqa: F401
 from .minilm import minilm_path_cli  # noqa: F401
 from .cross_annotate import cross_annotate_cli  # noqa: F401
+from .graph import graph_query_cli  # noqa: F401
 
 
 def main() -> None:
