@@ -24,7 +24,8 @@ column        type                                  value
 ============  ====================================  ===========================================
 id            the input id column's type            the id column's values, under "id"
 text          string                                the input text (null when it is not a str)
-entities      list<struct<text, label, start, end>> ``doc.ents``, character offsets
+entities      list<struct<text, label, start, end,  ``doc.ents``, character offsets (kb_id:
+              kb_id>>                               an entity linker's, else null)
 relations     list<struct<head, tail, label,        ``doc._.relations``; head and tail as
               score>>                               the entities, score rounded to 4 places
 cats          map<string, float64>                  ``doc.cats``
@@ -99,8 +100,10 @@ RECORD_COLUMNS = ("text", "entities", "relations", "cats", "error")
 WRITE_TASK_CPUS = 0.25
 CPUS_LEFT_FREE = 1.5 * WRITE_TASK_CPUS
 
+# "kb_id": null unless an entity linker set one (`row_to_record` leaves the nulls out).
 SPAN_TYPE = pa.struct(
-    [("text", pa.string()), ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64())]
+    [("text", pa.string()), ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
+     ("kb_id", pa.string())]  # fmt: skip
 )
 RELATION_TYPE = pa.struct(
     [("head", SPAN_TYPE), ("tail", SPAN_TYPE), ("label", pa.string()), ("score", pa.float64())]
@@ -325,8 +328,11 @@ def row_to_record(row: Dict[str, Any]) -> Dict[str, Any]:
     if "id" in row:
         record["id"] = row["id"]
     record["text"] = row["text"]
-    record["entities"] = list(row["entities"] or [])
-    record["relations"] = list(row["relations"] or [])
+    record["entities"] = [_span(span) for span in row["entities"] or []]
+    record["relations"] = [
+        {**rel, "head": _span(rel["head"]), "tail": _span(rel["tail"])}
+        for rel in row["relations"] or []
+    ]
     cats = row["cats"] or []
     record["cats"] = dict(cats) if not isinstance(cats, dict) else cats
     for name, value in row.items():
@@ -340,6 +346,13 @@ def row_to_record(row: Dict[str, Any]) -> Dict[str, Any]:
     if row.get("error") is not None:
         record["error"] = row["error"]
     return record
+
+
+def _span(span: Dict[str, Any]) -> Dict[str, Any]:
+    """A span of a row as `span_to_dict` writes it: "kb_id" only when set."""
+    if span.get("kb_id") is None and "kb_id" in span:
+        span = {k: v for k, v in span.items() if k != "kb_id"}
+    return span
 
 
 # --- reading the input files ---------------------------------------------------------------------
@@ -630,6 +643,19 @@ def read_records(output_dir: Union[str, Path]) -> List[Dict[str, Any]]:
     return sorted(records, key=lambda r: (0, r["id"]) if r.get("id") is not None else (1, 0))
 
 
+def iter_records(output_dir: Union[str, Path]) -> Iterator[Dict[str, Any]]:
+    """The records of the shards in `output_dir`, streamed (one shard, one Parquet row group
+    at a time), in `row_to_record` form, shards in name order and records in file order: for
+    `write_in_input_order`'s shards, the local engine's records in input order."""
+    for path in sorted(Path(output_dir).iterdir()):
+        if path.suffix == ".jsonl":
+            with path.open(encoding="utf8") as file:
+                yield from (json.loads(line) for line in file if line.strip())
+        elif path.suffix == ".parquet":
+            for batch in pq.ParquetFile(path).iter_batches():
+                yield from (row_to_record(row) for row in batch.to_pylist())
+
+
 # --- the run of ``extract --engine ray`` ---------------------------------------------------------
 
 
@@ -723,6 +749,7 @@ def extract_to_shards(
     code: Optional[Union[str, Path]] = None,
     overwrite: bool = False,
     n_docs: Optional[int] = None,
+    graph: Optional[Any] = None,
 ) -> RayExtractionSummary:
     """``extract --engine ray`` without the command line: read `input_spec` (`input_files`) on
     this machine (`read_input`), run `extract_dataset` on a Ray cluster (`init_ray`: `address`,
@@ -739,6 +766,9 @@ def extract_to_shards(
     n_docs (Optional[int]): the documents of `input_spec` when the caller has counted them
         (`count_input`) and checked the pipeline's config; else both are done here, before
         Ray starts.
+    graph (Optional[GraphWriter]): also write the records into this graph
+        (`spacy_ie.graph.open_graph`), from the checked shards (`iter_records`) on the driver,
+        and close it, before the shards are renamed into place.
     RAISES (ValueError): for `output_dir` (`check_output_dir`) or an unknown `output_format`.
         (PipelineLoadError): a damaged ``config.cfg`` / ``meta.json`` (before Ray starts).
         (InputError): unreadable input, or no documents (before Ray starts). Any error of the
@@ -771,6 +801,9 @@ def extract_to_shards(
         # is a Ray worker process of its own.
         shards = write_in_input_order(records, tmp, output_format, concurrency=1)
         n_rows, ids_ok = check_shard_ids(shards, n_docs)
+        if graph is not None:
+            graph.add_all(iter_records(tmp))
+            graph.close()
         if overwrite and output_dir.is_dir():
             shutil.rmtree(output_dir)
         os.replace(tmp, output_dir)

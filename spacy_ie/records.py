@@ -130,13 +130,17 @@ def _read_jsonl(path: Path) -> Iterator[InputDoc]:
 
 
 def span_to_dict(span: Span) -> Dict[str, Any]:
-    """``{"text", "label", "start", "end"}`` with character offsets into ``doc.text``."""
-    return {
+    """``{"text", "label", "start", "end"}`` with character offsets into ``doc.text``, plus
+    ``"kb_id"`` when an entity linker set one (``Span.kb_id_``; the graph's entity key)."""
+    record = {
         "text": span.text,
         "label": span.label_,
         "start": span.start_char,
         "end": span.end_char,
     }
+    if span.kb_id_:
+        record["kb_id"] = span.kb_id_
+    return record
 
 
 def doc_to_record(doc: Doc, meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:

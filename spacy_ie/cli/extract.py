@@ -6,6 +6,7 @@ displaCy HTML page. The command parses and prints; the work is `spacy_ie.extract
 """
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -15,10 +16,13 @@ from tqdm import tqdm
 
 from ..display import HTML_MAX_CHARS
 from ..extraction import OUTPUT_FORMATS, extract_to_files
+from ..graph import GraphDependencyError, GraphError
+from ..graph.sink import GraphSink
 from ..records import InputError, count_documents
 from ..util import PipelineLoadError, load_pipeline
 from ._app import app, fail
 from .extract_ray import ENGINES, extract_ray_cli, say
+from .graph import GRAPH_KEPT, graph_report, open_graph_or_fail
 
 # Inputs with fewer documents than this get no progress bar.
 PROGRESS_MIN_DOCS = 500
@@ -149,6 +153,17 @@ def extract_cli(
             show_default=False,
         ),
     ] = None,
+    graph: Annotated[
+        Optional[str],
+        typer.Option(
+            "--graph",
+            help="Also write documents, entities and relations into a graph: a LadybugDB file "
+            "(embedded; e.g. kg.lbug), a Neo4j URI (bolt://..., neo4j://...; NEO4J_USERNAME, "
+            "NEO4J_PASSWORD) or RDF (.ttl, .nt). Committed in batches; a re-run adds only what "
+            "is missing. Without --output, --engine local then writes no records.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Extract entities, relations and document labels from raw text.
 
@@ -178,7 +193,7 @@ def extract_cli(
             paragraphs=paragraphs, batch_size=batch_size, workers=workers,
             cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
             disable=[name.strip() for name in disable.split(",") if name.strip()],
-            address=ray_address, code=code_path, overwrite=overwrite,
+            address=ray_address, code=code_path, overwrite=overwrite, graph=graph,
         )  # fmt: skip
         return
     output_format = output_format or "jsonl"
@@ -186,7 +201,7 @@ def extract_cli(
         fail("--format parquet needs --engine ray; the local engine writes one file")
     if output_format not in OUTPUT_FORMATS:
         fail(f"Unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-    to_stdout = output_path is None or str(output_path) == "-"
+    to_stdout = (output_path is None and graph is None) or str(output_path) == "-"
     for path, option in ((None if to_stdout else output_path, "--output"), (html_path, "--html"),
                          (label_config_path, "--label-config")):  # fmt: skip
         if path is not None and path.is_dir():
@@ -215,14 +230,22 @@ def extract_cli(
 
     show_bar = n_docs >= PROGRESS_MIN_DOCS and _isatty(sys.stderr)
     show_bar = show_bar and not (to_stdout and _isatty(sys.stdout))
+    sinks = [GraphSink(open_graph_or_fail(graph))] if graph is not None else []
     try:
-        with tqdm(total=n_docs, unit="doc", file=sys.stderr, disable=not show_bar) as bar:
+        with (tqdm(total=n_docs, unit="doc", file=sys.stderr, disable=not show_bar) as bar,
+              ExitStack() as stack):  # fmt: skip
+            for sink in sinks:  # closed by extract; aborted when the run fails
+                stack.enter_context(sink)
+            output = sys.stdout if to_stdout else output_path or stack.enter_context(
+                open(os.devnull, "w", encoding="utf8"))  # --graph without --output: no records
             summary = extract_to_files(
-                nlp, input_path, sys.stdout if to_stdout else output_path,
+                nlp, input_path, output,
                 paragraphs=paragraphs, output_format=output_format, html_path=html_path,
                 html_limit=html_limit, label_config_path=label_config_path,
-                n_process=n_process, batch_size=batch_size, progress=bar.update,
+                n_process=n_process, batch_size=batch_size, progress=bar.update, sinks=sinks,
             )  # fmt: skip
+    except (GraphError, GraphDependencyError) as err:
+        fail("Cannot write the graph; no output file was written", f"{err}; {GRAPH_KEPT}")
     except InputError as err:
         fail("Cannot read the input; nothing was written", str(err))
     except BrokenPipeError:
@@ -233,7 +256,7 @@ def extract_cli(
     except OSError as err:
         fail("Cannot write the output; nothing was written", str(err))
 
-    target = "stdout" if to_stdout else str(output_path)
+    target = "stdout" if to_stdout else str(output_path or graph)
     say(
         "good",
         f"Extracted {summary.n_docs} docs: {summary.n_entities} entities, "
@@ -243,6 +266,8 @@ def extract_cli(
     )
     if html_path is not None:
         _report_html(summary, html_path, html_limit)
+    if sinks:
+        say("good", *graph_report(str(graph), sinks[0].writer.summary))
 
 
 def _report_html(summary: Any, html_path: Path, html_limit: int) -> None:

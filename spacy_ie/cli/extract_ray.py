@@ -7,9 +7,11 @@ from typing import Any, Iterable, Optional
 
 from wasabi import msg
 
+from ..graph import GraphDependencyError, GraphError
 from ..records import InputError
 from ..util import PipelineLoadError, check_pipeline_config
 from ._app import fail
+from .graph import GRAPH_KEPT, graph_report, open_graph_or_fail
 
 ENGINES = ("local", "ray")
 
@@ -36,6 +38,7 @@ def extract_ray_cli(
     address: Optional[str] = None,
     code: Optional[Path] = None,
     overwrite: bool = False,
+    graph: Optional[str] = None,
 ) -> None:
     """``extract --engine ray``: read `input_spec` (a file, a directory or a glob; see
     `spacy_ie.ray.input_files`) on this machine, run `spacy_ie.ray.extract_dataset` on a Ray
@@ -45,7 +48,8 @@ def extract_ray_cli(
     succeeded. Ray Data shows its progress on stderr. An existing `output_path` is replaced
     only with `overwrite`, and only if it holds nothing but ``.jsonl`` / ``.parquet`` files
     (shards). Exits with code 1 and a message for bad input, an existing output, a missing Ray,
-    or a failed job; never leaves partial output.
+    or a failed job; never leaves partial output. With `graph`, also writes the records into
+    that graph (`spacy_ie.graph.open_graph`) before the shards are renamed into place.
     """
     if output_path is None or str(output_path) == "-":
         fail("--engine ray writes shards into a directory: give --output DIR")
@@ -82,18 +86,26 @@ def extract_ray_cli(
             f"{workers * cpus_per_worker:g} CPUs; "
             f"the Ray cluster has {cluster_cpus:g}: the actors that do not fit wait for resources",
         )
+    writer = open_graph_or_fail(graph) if graph is not None else None
     try:
         summary = spacy_ie_ray.extract_to_shards(
             model, input_spec, output_path, output_format=output_format, paragraphs=paragraphs,
             batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker, disable=list(disable), address=address, code=code,
-            overwrite=overwrite, n_docs=n_docs,
+            overwrite=overwrite, n_docs=n_docs, graph=writer,
         )  # fmt: skip
+    except (GraphError, GraphDependencyError) as err:
+        fail("Cannot write the graph; the shards were not written", f"{err}; {GRAPH_KEPT}")
     except InputError as err:
         fail("Cannot read the input; nothing was written", str(err))
     except Exception as err:  # a failed Ray job: Ray has printed the details
         fail("The Ray job failed; nothing was written", f"{type(err).__name__}: {err}")
+    finally:
+        if writer is not None:
+            writer.abort()  # nothing once the graph was closed
     _report(summary, workers, output_path, output_format)
+    if writer is not None:
+        say("good", *graph_report(str(graph), writer.summary))
 
 
 def _report(summary: Any, workers: int, output_path: Path, output_format: str) -> None:
