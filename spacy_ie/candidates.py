@@ -71,25 +71,38 @@ class Candidates(NamedTuple):
         generator: "EntityPairCandidates",
     ) -> "Candidates":
         """The candidates that `generator` proposes among each Doc's `spans` (e.g. from
-        `span_list`): O(n_spans) Python per Doc, the pairs vectorized."""
-        bounds, chars, labels, sents, pairs = [], [], [], [], []
-        for doc, doc_spans in zip(docs, spans):
-            starts = numpy.asarray([s.start for s in doc_spans], dtype="int32")
-            ends = numpy.asarray([s.end for s in doc_spans], dtype="int32")
-            bounds.append(numpy.stack([starts, ends], axis=1).reshape(-1, 2))
-            chars.append(numpy.asarray([(s.start_char, s.end_char) for s in doc_spans], dtype="int64").reshape(-1, 2))
-            labels.append(numpy.asarray([s.label for s in doc_spans], dtype="uint64"))
-            doc_sents = sentence_bounds(doc, starts, ends) if len(starts) else numpy.zeros((0, 2), "int32")
-            sents.append(doc_sents)
-            pairs.append(generator.pair_indices(starts, ends, doc_sents[:, 0], labels[-1], doc.vocab.strings))
+        `span_list`). O(n_spans) Python for the whole batch (one pass reading each span's
+        offsets and label), one `sentence_bounds` call per Doc that has sentence boundaries,
+        and the pairs of all Docs at once (`EntityPairCandidates.batch_pair_indices`)."""
+        span_lengths = numpy.asarray([len(doc_spans) for doc_spans in spans], dtype="int32").reshape(len(spans))
+        flat = [s for doc_spans in spans for s in doc_spans]
+        data = numpy.asarray(
+            [(s.start, s.end, s.start_char, s.end_char) for s in flat], dtype="int64"
+        ).reshape(len(flat), 4)
+        labels = numpy.fromiter((s.label for s in flat), dtype="uint64", count=len(flat))
+        bounds = data[:, :2].astype("int32")
+        sents = numpy.zeros((len(flat), 2), dtype="int32")
+        offsets = numpy.cumsum(span_lengths) - span_lengths
+        for i, doc in enumerate(docs):
+            n = int(span_lengths[i])
+            if not n:
+                continue
+            rows = slice(int(offsets[i]), int(offsets[i]) + n)
+            if doc.has_annotation("SENT_START"):
+                sents[rows] = sentence_bounds(doc, bounds[rows, 0], bounds[rows, 1])
+            else:
+                sents[rows, 1] = len(doc)
+        pairs, pair_lengths = generator.batch_pair_indices(
+            bounds[:, 0], bounds[:, 1], sents[:, 0], labels, span_lengths, docs[0].vocab.strings if len(docs) else None
+        )
         return cls(
-            spans=_concat(bounds, (0, 2), "int32"),
-            span_chars=_concat(chars, (0, 2), "int64"),
-            span_labels=_concat(labels, (0,), "uint64"),
-            span_sents=_concat(sents, (0, 2), "int32"),
-            span_lengths=numpy.asarray([len(b) for b in bounds], dtype="int32"),
-            pairs=_concat(pairs, (0, 2), "int32"),
-            pair_lengths=numpy.asarray([len(p) for p in pairs], dtype="int32"),
+            spans=bounds,
+            span_chars=numpy.ascontiguousarray(data[:, 2:]),
+            span_labels=labels,
+            span_sents=sents,
+            span_lengths=span_lengths,
+            pairs=pairs,
+            pair_lengths=pair_lengths,
         )
 
     def __len__(self) -> int:
@@ -105,10 +118,6 @@ class Candidates(NamedTuple):
         """(n_pairs, 2) int64 (head, tail) rows into the spans of the whole batch."""
         offsets = numpy.cumsum(self.span_lengths, dtype="int64") - self.span_lengths
         return self.pairs.astype("int64") + offsets[self.doc_of_pair][:, None]
-
-
-def _concat(arrays: List[numpy.ndarray], empty_shape: Tuple[int, ...], dtype: str) -> numpy.ndarray:
-    return numpy.concatenate(arrays).astype(dtype) if arrays else numpy.zeros(empty_shape, dtype=dtype)
 
 
 class EntityPairCandidates:
@@ -191,8 +200,8 @@ class EntityPairCandidates:
         labels: numpy.ndarray,
         strings,
     ) -> numpy.ndarray:
-        """The candidates among spans given as arrays, vectorized over the (n_spans, n_spans)
-        pair matrix.
+        """The candidates among the spans of one Doc, given as arrays (`batch_pair_indices`
+        for a batch of one).
 
         starts, ends (numpy int arrays): (n_spans,) token offsets.
         sents (numpy int array): (n_spans,) the start of each span's sentence (equal values:
@@ -200,25 +209,86 @@ class EntityPairCandidates:
         labels (numpy uint64 array): (n_spans,) label hashes; `strings` resolves them.
         RETURNS (numpy int32 array): (n_pairs, 2) (head, tail) indices, as `__call__`.
         """
-        if len(starts) < 2:
-            return numpy.zeros((0, 2), dtype="int32")
-        # gap[i, j]: tokens between head i and tail j, 0 when adjacent or overlapping
-        gap = numpy.maximum(starts[None, :] - ends[:, None], starts[:, None] - ends[None, :])
-        gap = numpy.maximum(gap, 0)
-        same_span = (starts[:, None] == starts[None, :]) & (ends[:, None] == ends[None, :])
+        lengths = numpy.asarray([len(starts)], dtype="int32")
+        return self.batch_pair_indices(starts, ends, sents, labels, lengths, strings)[0]
+
+    def batch_pair_indices(
+        self,
+        starts: numpy.ndarray,
+        ends: numpy.ndarray,
+        sents: numpy.ndarray,
+        labels: numpy.ndarray,
+        span_lengths: numpy.ndarray,
+        strings,
+    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """The candidates among the spans of a batch of Docs, given as arrays, the spans of
+        each Doc one after another. Vectorized over every ordered (head, tail) pair of spans of
+        the same Doc (sum of n_spans^2 over the Docs: each Doc's pair matrix, flattened row by
+        row), with no Python loop per Doc or pair, except for a Doc over `max_candidates`.
+
+        starts, ends (numpy int arrays): (n_spans,) Doc-local token offsets.
+        sents (numpy int array): (n_spans,) the start of each span's sentence (equal values:
+            same sentence; all 0 without sentence boundaries).
+        labels (numpy uint64 array): (n_spans,) label hashes; `strings` resolves them.
+        span_lengths (numpy int array): (n_docs,) spans per Doc.
+        RETURNS (Tuple[numpy int32 array, numpy int32 array]): (n_pairs, 2) (head, tail)
+            indices into each Doc's own spans, Doc after Doc, each Doc's pairs in (head, tail)
+            order (when capped, its `max_candidates` closest pairs, ties in that order); and
+            (n_docs,) pairs per Doc.
+        """
+        starts = numpy.asarray(starts, dtype="int32").reshape(-1)
+        ends = numpy.asarray(ends, dtype="int32").reshape(-1)
+        sents = numpy.asarray(sents).reshape(-1)
+        n_docs = len(span_lengths)
+        n = numpy.asarray(span_lengths, dtype="int64").reshape(n_docs)
+        sizes = numpy.where(n >= 2, n * n, 0)
+        total = int(sizes.sum())
+        if total == 0:
+            return numpy.zeros((0, 2), dtype="int32"), numpy.zeros(n_docs, dtype="int32")
+        # each Doc's (n, n) pair matrix, flattened row by row: k -> (k // n, k % n)
+        index = "int32" if total < 2**31 else "int64"  # (the arrays below are O(total))
+        doc_of = numpy.repeat(numpy.arange(n_docs, dtype=index), sizes)
+        k = numpy.arange(total, dtype=index) - numpy.repeat((numpy.cumsum(sizes) - sizes).astype(index), sizes)
+        n_of = n.astype(index)[doc_of]
+        heads_local = k // n_of
+        tails_local = k - heads_local * n_of
+        del k
+        first = (numpy.cumsum(n) - n).astype(index)[doc_of]
+        h = first + heads_local
+        t = first + tails_local
+        del first, n_of
+        # gap: tokens between head and tail, 0 when adjacent or overlapping
+        gap = numpy.maximum(numpy.maximum(starts[t] - ends[h], starts[h] - ends[t]), 0)
         nonempty = ends > starts
-        ok = (gap <= self.max_distance) & ~same_span & nonempty[:, None] & nonempty[None, :]
-        ok &= sents[:, None] == sents[None, :]
+        ok = (gap <= self.max_distance) & ~((starts[h] == starts[t]) & (ends[h] == ends[t]))
+        ok &= nonempty[h] & nonempty[t] & (sents[h] == sents[t])
         if self.type_constraints and not self.soft_types:
             distinct, ids = numpy.unique(labels, return_inverse=True)
             names = [strings[int(key)] for key in distinct]
-            allowed = numpy.asarray([[(h, t) in self._allowed for t in names] for h in names])
-            ok &= allowed[ids[:, None], ids[None, :]]
-        heads, tails = numpy.nonzero(ok)
-        if len(heads) > self.max_candidates:
-            keep = numpy.sort(numpy.argsort(gap[heads, tails], kind="stable")[: self.max_candidates])
-            heads, tails = heads[keep], tails[keep]
-        return numpy.stack([heads, tails], axis=1).astype("int32").reshape(-1, 2)
+            allowed = numpy.asarray([[(a, b) in self._allowed for b in names] for a in names], dtype=bool)
+            ids = ids.reshape(-1)
+            ok &= allowed.reshape(len(names), len(names))[ids[h], ids[t]]
+        keep = numpy.flatnonzero(ok)
+        counts = numpy.bincount(doc_of[keep], minlength=n_docs)
+        if (counts > self.max_candidates).any():
+            keep = self._cap(keep, gap[keep], counts)
+            counts = numpy.bincount(doc_of[keep], minlength=n_docs)
+        pairs = numpy.stack([heads_local[keep], tails_local[keep]], axis=1).astype("int32").reshape(-1, 2)
+        return pairs, counts.astype("int32")
+
+    def _cap(self, keep: numpy.ndarray, gap: numpy.ndarray, counts: numpy.ndarray) -> numpy.ndarray:
+        """`keep` (the kept pairs' positions, Doc after Doc; `gap` their gaps; `counts` pairs
+        per Doc) with each Doc over `max_candidates` cut to its `max_candidates` closest pairs
+        (stable: ties in (head, tail) order), the pairs left in their order. A Python loop over
+        the capped Docs only."""
+        mask = numpy.ones(len(keep), dtype=bool)
+        ends = numpy.cumsum(counts)
+        for i in numpy.flatnonzero(counts > self.max_candidates).tolist():
+            start, end = int(ends[i] - counts[i]), int(ends[i])
+            chosen = numpy.argsort(gap[start:end], kind="stable")[: self.max_candidates]
+            mask[start:end] = False
+            mask[start + chosen] = True
+        return keep[mask]
 
     def initialize(self, gold_relations: Iterable[Tuple[str, str, str]]) -> None:
         """Learn the type constraints from (relation label, head label, tail label) triples,
@@ -277,16 +347,20 @@ class EntityPairCandidates:
         for each candidate pair: 1 where the label is seen with the pair's (head label, tail
         label) (everywhere without constraints), else `unseen_type_weight` when the constraints
         are soft (`soft_types`), else 0 (forbidden). One `allowed_labels` call per distinct
-        (head label, tail label) hash pair of the batch, then a gather."""
+        (head label, tail label) pair of the batch, then a gather."""
         n_pairs = len(candidates)
         if not self.type_constraints or not n_pairs:
             return numpy.ones((n_pairs, len(labels)), dtype="float32")
-        pair_labels = candidates.span_labels[candidates.global_pairs]  # (n_pairs, 2)
-        distinct, inverse = numpy.unique(pair_labels, axis=0, return_inverse=True)
+        # the distinct span labels of the pairs, then the distinct (head, tail) label-id pairs
+        # as one integer key each (1-d unique: numpy's unique over rows sorts a structured view)
+        distinct, ids = numpy.unique(candidates.span_labels[candidates.global_pairs], return_inverse=True)
+        ids = ids.reshape(n_pairs, 2)
+        keys, inverse = numpy.unique(ids[:, 0] * len(distinct) + ids[:, 1], return_inverse=True)
+        names = [strings[int(key)] for key in distinct]
         seen = numpy.asarray(
-            [self.allowed_labels(strings[int(h)], strings[int(t)], labels) for h, t in distinct],
+            [self.allowed_labels(names[k // len(distinct)], names[k % len(distinct)], labels) for k in keys.tolist()],
             dtype=bool,
-        ).reshape(len(distinct), len(labels))
+        ).reshape(len(keys), len(labels))
         unseen = self.unseen_type_weight if self.soft_types else 0.0
         table = numpy.where(seen, 1.0, unseen).astype("float32")
         return table[inverse.reshape(-1)]

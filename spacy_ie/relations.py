@@ -181,6 +181,16 @@ def set_relations(doc: Doc, value: Optional[Iterable[RelationLike]]) -> None:
     doc.user_data[USER_DATA_KEY] = _to_records(doc, value)
 
 
+def set_relation_records(doc: Doc, records: List[Dict[str, Any]]) -> None:
+    """Store `records` as ``doc._.relations``, replacing what the Doc had, as they are: no
+    validation and no copy, O(1). For code that builds them itself from spans of `doc`, in the
+    form `Relation.to_dict` writes (the relation_extractor's `write_relations`), where the
+    setter's per-relation round trip (a Span built for each argument, then its dict) would
+    only give the same records back. Anything else goes through ``doc._.relations = ...``.
+    """
+    doc.user_data[USER_DATA_KEY] = records
+
+
 def relation_count(doc: Doc) -> int:
     """The number of relations stored on `doc`, without building their Spans (O(1))."""
     return len(doc.user_data.get(USER_DATA_KEY, ()))

@@ -182,6 +182,26 @@ def test_store_attention_keeps_context_weights(nlp):
         assert rel.context.start <= min(rel.head.start, rel.tail.start)
 
 
+@pytest.mark.parametrize("store_attention", [False, True])
+def test_written_records_are_what_the_validating_setter_stores(nlp, store_attention):
+    """write_relations stores its records without the setter's round trip: they must be the
+    records `doc._.relations = ...` would have stored (same offsets, labels, score, context,
+    attention; plain Python types)."""
+    from spacy_ie.relations import USER_DATA_KEY, _to_records
+
+    examples = make_examples(nlp)
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "threshold": 0.0, "store_attention": store_attention})
+    train(nlp, examples, steps=2)
+    docs = list(nlp.pipe([eg.predicted.copy() for eg in examples]))
+    assert sum(len(doc._.relations) for doc in docs) > 4
+    for doc in docs:
+        stored = doc.user_data[USER_DATA_KEY]
+        assert stored == _to_records(doc, stored)
+        for record in stored:
+            assert type(record["score"]) is float and all(type(c) is int for c in record["head"][:2] + record["tail"][:2])
+            assert ("attention" in record) == store_attention
+
+
 def test_docs_and_batches_without_candidates_are_quiet(nlp, caplog):
     examples = make_examples(nlp)
     nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL})

@@ -17,7 +17,7 @@ from thinc.types import Floats2d
 from ..candidates import Candidates, EntityPairCandidates, span_list
 from ..ml import DEFAULT_TOK2VEC_CONFIG
 from ..ml.relation_model import RelationScores
-from ..relations import register_extensions
+from ..relations import register_extensions, set_relation_records
 from ..training.align import align_spans
 
 register_extensions()
@@ -203,7 +203,10 @@ def write_relations(
 ) -> None:
     """Set each Doc's ``doc._.relations`` to the kept relations of its pairs (replacing what it
     had), in pair order, then label order; with the context and its attention weights when the
-    predictions hold attention. O(kept relations), plus O(n_docs).
+    predictions hold attention. O(kept relations), plus O(n_docs): the arrays are gathered for
+    the kept relations at once, and the records, built from the candidates' own spans, are
+    stored without the setter's validation (`set_relation_records`), as
+    `Relation.to_dict` would write them.
 
     docs (Sequence[Doc]): the batch's Docs, in the order given to `predict`.
     RAISES (ValueError): if `docs` is not the predicted batch (a different number of Docs).
@@ -214,22 +217,25 @@ def write_relations(
     records: List[List[Dict[str, Any]]] = [[] for _ in docs]
     rows, cols = numpy.nonzero(decisions.keep)
     if len(rows):
-        doc_of_pair = candidates.doc_of_pair
-        pairs = candidates.global_pairs
+        doc_of = candidates.doc_of_pair[rows].tolist()
+        pairs = candidates.global_pairs[rows]
+        head_chars = candidates.span_chars[pairs[:, 0]].tolist()
+        tail_chars = candidates.span_chars[pairs[:, 1]].tolist()
+        head_labels = candidates.span_labels[pairs[:, 0]].tolist()
+        tail_labels = candidates.span_labels[pairs[:, 1]].tolist()
+        scores = decisions.scores[rows, cols].tolist()
         attention = offsets = None
         if predictions.attention is not None:
             lengths = predictions.contexts[:, 1] - predictions.contexts[:, 0]
             offsets = numpy.cumsum(lengths) - lengths
             attention = predictions.attention
-        for row, col in zip(rows.tolist(), cols.tolist()):
-            i = int(doc_of_pair[row])
+        for j, (row, col, i) in enumerate(zip(rows.tolist(), cols.tolist(), doc_of)):
             strings = docs[i].vocab.strings
-            head, tail = pairs[row]
             record: Dict[str, Any] = {
-                "head": [*candidates.span_chars[head].tolist(), strings[int(candidates.span_labels[head])]],
-                "tail": [*candidates.span_chars[tail].tolist(), strings[int(candidates.span_labels[tail])]],
+                "head": [*head_chars[j], strings[head_labels[j]]],
+                "tail": [*tail_chars[j], strings[tail_labels[j]]],
                 "label": labels[col],
-                "score": float(decisions.scores[row, col]),
+                "score": scores[j],
             }
             if attention is not None:
                 start, end = predictions.contexts[row].tolist()
@@ -238,7 +244,7 @@ def write_relations(
                 record["attention"] = attention[offsets[row] : offsets[row] + end - start].tolist()
             records[i].append(record)
     for doc, doc_records in zip(docs, records):
-        doc._.relations = doc_records
+        set_relation_records(doc, doc_records)
 
 
 class RelationExtractor(TrainablePipe):
