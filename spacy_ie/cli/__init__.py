@@ -10,6 +10,7 @@ from .tune import tune_thresholds_cli  # noqa: F401
 from .minilm import minilm_path_cli  # noqa: F401
 from .cross_annotate import cross_annotate_cli  # noqa: F401
 from .graph import graph_query_cli  # noqa: F401
+from .quantize import quantize_cli  # noqa: F401
 
 
 def main() -> None:
