@@ -3,8 +3,10 @@ import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import List, Tuple
 
 import pytest
+from hypothesis import strategies as st
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
@@ -117,3 +119,26 @@ def trained_pipeline(tmp_path_factory, demo_corpus) -> Path:
         REPO_ROOT / "configs" / "ner_rel_tok2vec.cfg", SMALL_OVERRIDES, demo_corpus["train"],
         tmp_path_factory.mktemp("pipeline"), epochs=6,
     )
+
+
+# Span groups for property tests of the relation extractor and doc._.relations
+SPAN_LABELS = ["PERSON", "ORG", "LOC", "UNSEEN"]
+
+
+@st.composite
+def span_groups(draw, n_tokens: int) -> List[Tuple[int, int, str]]:
+    """Spans as (start, end, label): empty, nested, overlapping, whole-doc, and duplicates."""
+    spans = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.integers(0, n_tokens), st.integers(0, 4)).map(
+                    lambda t: (t[0], min(n_tokens, t[0] + t[1]))
+                ),
+                st.just((0, n_tokens)),
+                st.integers(0, n_tokens).map(lambda i: (i, i)),
+            ).flatmap(lambda se: st.sampled_from(SPAN_LABELS).map(lambda label: (*se, label))),
+            max_size=12,
+        )
+    )
+    duplicates = draw(st.lists(st.sampled_from(spans), max_size=4)) if spans else []
+    return spans + duplicates

@@ -8,11 +8,13 @@ import numpy
 import pytest
 import srsly
 import spacy
-from spacy.tokens import Span
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from conftest import annotated_doc
+from conftest import annotated_doc, span_groups
 from spacy_ie import Relation
 from spacy_ie.candidates import EntityPairCandidates
 
@@ -421,3 +423,53 @@ def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
     numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
     losses = rel.update(examples, losses={})  # update reports the same loss (no dropout, no step)
     assert losses["relation_extractor"] == pytest.approx(loss, rel=1e-4)
+
+
+# --- odd span groups (empty, duplicate, nested, whole-doc spans) and random thresholds --------------
+
+GROUP_TEXT = "Ada Lovelace was born in London . She worked with Charles Babbage at the Analytical Engine ."
+
+
+@pytest.fixture(scope="module")
+def nlp_and_doc(trained_pipeline):
+    """The trained pipeline, its relation extractor reading the span group "grp", and a Doc
+    that went through it (so the tok2vec output is on ``doc.tensor`` for the listener)."""
+    nlp = spacy.load(trained_pipeline)
+    rel = nlp.get_pipe("relation_extractor")
+    rel.cfg["spans_key"] = "grp"
+    return nlp, rel, nlp(GROUP_TEXT)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_odd_span_groups_and_thresholds_never_crash_or_duplicate(nlp_and_doc, data):
+    nlp, rel, template = nlp_and_doc
+    doc = template.copy()
+    spans = data.draw(span_groups(len(doc)), label="spans")
+    doc.spans["grp"] = [Span(doc, s, e, label) for s, e, label in spans]
+    threshold = data.draw(st.floats(0.0, 1.0), label="threshold")
+    per_label = data.draw(
+        st.dictionaries(st.sampled_from(list(rel.labels)), st.floats(0.0, 1.0), max_size=3),
+        label="thresholds",
+    )
+    saved = rel.cfg["threshold"], dict(rel.cfg["thresholds"])
+    rel.cfg["threshold"], rel.cfg["thresholds"] = threshold, per_label
+    try:
+        doc = rel(doc)
+    finally:
+        rel.cfg["threshold"], rel.cfg["thresholds"] = saved
+    group = {(s, e, label) for s, e, label in spans if e > s}
+    keys = [
+        ((r.head.start, r.head.end, r.head.label_), (r.tail.start, r.tail.end, r.tail.label_), r.label)
+        for r in doc._.relations
+    ]
+    assert len(keys) == len(set(keys)), "duplicate relations"
+    for head, tail, label in keys:
+        assert head in group and tail in group
+        assert head != tail
+    for r in doc._.relations:
+        assert 0.0 <= r.score <= 1.0
+        assert r.score >= per_label.get(r.label, threshold) - 1e-6
+    # and they survive a DocBin trip, as training data and n_process do
+    (back,) = DocBin(store_user_data=True, docs=[doc]).get_docs(nlp.vocab)
+    assert back._.relations_data == doc._.relations_data

@@ -9,10 +9,14 @@ import warnings
 
 import pytest
 import spacy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from spacy.tokens import Doc, DocBin, Span
 
 from spacy_ie import Relation, register_extensions
 from spacy_ie.relations import USER_DATA_KEY
+
+from conftest import span_groups
 
 NLP = spacy.blank("en")
 TEXT = "Ada Lovelace met Charles Babbage in London."
@@ -441,3 +445,93 @@ def test_dict_record_with_numpy_values_is_json_serializable():
          "score": numpy.float32(0.5)}  # fmt: skip
     ]
     json.dumps(doc.to_json(underscore=["relations_data"]))
+
+
+# --- storing and reading relations costs O(relations), whatever the Doc's length --------------------
+
+LONG_SENTENCE = "Ada Lovelace worked with Charles Babbage in London for many years ."
+
+
+class TextCountingDoc(Doc):
+    """A Doc that counts how often its text is rebuilt (``Doc.text`` joins every token: O(n))."""
+
+    text_reads = 0
+
+    @property
+    def text(self) -> str:
+        TextCountingDoc.text_reads += 1
+        return super().text
+
+
+def long_doc(n_sentences: int) -> Doc:
+    words = LONG_SENTENCE.split() * n_sentences
+    doc = TextCountingDoc(NLP.vocab, words=words, spaces=[True] * (len(words) - 1) + [False])
+    # every "Ada Lovelace", and the final "." (so a relation reaches the Doc's last character)
+    doc.ents = [Span(doc, i, i + 2, "PER") for i in range(0, len(doc), 12)] + [Span(doc, len(doc) - 1, len(doc), "END")]
+    return doc
+
+
+def test_storing_and_reading_relations_never_rebuilds_the_text():
+    doc = long_doc(500)  # 6,000 tokens, 500 entities
+    ents = doc.ents
+    relations = [Relation(ents[i], ents[i + 1], "knows", 0.5) for i in range(len(ents) - 1)]
+    TextCountingDoc.text_reads = 0
+    doc._.relations = relations
+    read = doc._.relations
+    assert TextCountingDoc.text_reads == 0
+    assert len(read) == len(relations)
+    # the last relation, to the Doc's last character, comes back exactly
+    assert (read[-1].head.start, read[-1].tail.start, read[-1].tail.end) == (ents[-2].start, len(doc) - 1, len(doc))
+    assert read[-1].tail.end_char == len(super(TextCountingDoc, doc).text)
+
+
+def test_spans_of_a_copy_compare_the_text_once_not_per_relation():
+    """Relations whose spans belong to a copy of the Doc (same text) are accepted, and the two
+    texts are compared once for the whole assignment, not once per head and tail."""
+    doc = long_doc(200)
+    other = doc.copy()
+    ents = other.ents
+    relations = [Relation(ents[i], ents[i + 1], "knows", 0.5) for i in range(len(ents) - 1)]
+    TextCountingDoc.text_reads = 0
+    doc._.relations = relations
+    assert TextCountingDoc.text_reads <= 1
+    assert [(r.head.start, r.tail.start) for r in doc._.relations] == [(r.head.start, r.tail.start) for r in relations]
+    assert all(r.head.doc is doc for r in doc._.relations)
+
+
+def test_offsets_past_the_end_are_still_rejected():
+    doc = long_doc(3)
+    end = len(super(TextCountingDoc, doc).text)
+    record = {"head": [0, 3, "PER"], "tail": [end - 1, end + 1, "PER"], "label": "x"}
+    with pytest.raises(ValueError, match="do not fall on tokens"):
+        doc._.relations = [record]
+    record["tail"] = [end - 1, end, "PER"]
+    doc._.relations = [record]
+    assert doc._.relations[0].tail.text == "."
+
+
+GROUP_TEXT = "Ada Lovelace was born in London . She worked with Charles Babbage at the Analytical Engine ."
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_relations_between_any_group_spans_round_trip(data):
+    """Whatever spans relations connect (nested, whole-doc, identical head and tail spans of
+    different labels), storing and reading them gives them back."""
+    doc = NLP(GROUP_TEXT)
+    spans = [
+        Span(doc, s, e, label)
+        for s, e, label in data.draw(span_groups(len(doc)), label="spans")
+        if e > s
+    ]
+    pairs = data.draw(
+        st.lists(st.tuples(st.sampled_from(spans), st.sampled_from(spans)), max_size=10)
+        if spans
+        else st.just([]),
+        label="pairs",
+    )
+    relations = [Relation(h, t, "rel", 0.5) for h, t in pairs]
+    doc._.relations = relations
+    read = doc._.relations
+    assert [(r.head, r.tail) for r in read] == [(r.head, r.tail) for r in relations]
+    assert [(r.head.label_, r.tail.label_) for r in read] == [(r.head.label_, r.tail.label_) for r in relations]
