@@ -35,8 +35,8 @@ skipped whole. As every edge carries its document id, this is ``MERGE`` on each 
 provenance, done per document: a re-run of the same input adds nothing, and a run killed
 midway keeps every committed batch (whole documents) and resumes where it stopped. (Per-edge
 ``MERGE`` costs a scan of the relationship table per batch in LadybugDB, whose planner does
-not use an index for it: 2,100 relations/s against 6,000 for this scheme on 50,000
-synthetic documents, and quadratic in the graph's size.)
+not use an index for it: in a one-off comparison on 50,000 synthetic documents, 2,100
+relations/s against 6,000 for this scheme, and slowing as the graph grows.)
 
 The Cypher statements are the same for every Cypher store: a store feeds each statement
 ``*_BODY`` its rows as variables named after the columns of `COLUMNS` (LadybugDB:
