@@ -141,6 +141,7 @@ def main(
     dump: Optional[Path] = typer.Option(None, help="Write the predicted relations of every Doc to this JSON file."),
     compare_with: Optional[Path] = typer.Option(None, "--compare", help="A --dump file to compare the relations with."),
     extra: bool = typer.Option(False, help="Also measure the extra time of the component in the whole pipeline (nlp.pipe with and without it)."),
+    output: Optional[Path] = typer.Option(None, help="Write the figures (ms per step, extra time) as JSON."),
 ) -> None:
     nlp = spacy.load(model)
     pipe = nlp.get_pipe(component)
@@ -165,12 +166,21 @@ def main(
     whole = best["predict+set_annotations"]
     print(f"predict + set_annotations: {1e3 * whole:.1f} ms ({1e6 * whole / n_docs:.1f} us/doc, "
           f"{n_words / whole:,.0f} words/s)")
+    figures = {
+        "model": str(model), "data": str(data), "n_docs": n_docs, "n_words": n_words, "n_spans": n_spans,
+        "n_pairs": n_pairs, "n_relations": n_relations, "batch_size": batch_size, "repeats": repeats,
+        "cpu_ms": {step: round(1e3 * seconds, 2) for step, seconds in best.items()},
+    }
     if extra:
         times = pipeline_extra(nlp, texts, component, batch_size, repeats)
+        figures["pipeline_ms"] = {key: round(1e3 * seconds, 1) for key, seconds in times.items()}
         for clock in ("cpu", "wall"):
             without, with_ = times[f"{clock}_without"], times[f"{clock}_with"]
             print(f"pipeline {clock:>4} time: without {component} {1e3 * without:.0f} ms ({n_words / without:,.0f} wps), "
                   f"with {1e3 * with_:.0f} ms ({n_words / with_:,.0f} wps): extra {100 * (with_ / without - 1):.1f}%")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf8")
     if top:
         print(profile(pipe, batches, top))
     relations = relations_of(docs)

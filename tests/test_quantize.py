@@ -273,3 +273,19 @@ def test_cli_refuses_a_non_empty_output(tmp_path):
     assert result.returncode == 1
     assert stderr_has(result, f"Cannot write {tmp_path / 'out'}") and "Traceback" not in result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
+
+
+def test_a_loaded_int8_pipeline_saves_and_loads_unchanged(quantized, tmp_path):
+    import numpy
+    import spacy
+
+    nlp = spacy.load(quantized["base"] / "int8")
+    nlp.to_disk(tmp_path / "again")
+    again = spacy.load(tmp_path / "again")
+    text = DATA[0][0]
+    before = numpy.asarray(nlp(text)._.trf_data.model_output.last_hidden_state)
+    after = numpy.asarray(again(text)._.trf_data.model_output.last_hidden_state)
+    assert numpy.array_equal(before, after)
+    assert (tmp_path / "again" / "transformer" / "model").stat().st_size == (
+        quantized["base"] / "int8" / "transformer" / "model"
+    ).stat().st_size
