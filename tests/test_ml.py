@@ -149,8 +149,13 @@ class FixedPairs:
     def __init__(self, pairs):
         self.pairs = iter(pairs)
 
-    def pair_indices(self, *args):
-        return numpy.asarray(next(self.pairs), dtype="int32").reshape(-1, 2)
+    def batch_pair_indices(self, starts, ends, sents, labels, span_lengths, strings):
+        """`EntityPairCandidates.batch_pair_indices`'s interface: the next Doc's given pairs
+        for each Doc of the batch, and the number of pairs per Doc."""
+        per_doc = [numpy.asarray(next(self.pairs), dtype="int32").reshape(-1, 2) for _ in span_lengths]
+        lengths = numpy.asarray([len(p) for p in per_doc], dtype="int32")
+        pairs = numpy.concatenate(per_doc) if per_doc else numpy.zeros((0, 2), dtype="int32")
+        return pairs, lengths
 
 
 def candidates_of(docs, pairs):
