@@ -25,8 +25,6 @@ its `score` calls it). These views depend on the pipeline (they call the compone
 and `decide`), so in scorer.py they would make the scorer import the pipeline that uses it: a
 dependency circle. Here they sit above both.
 """
-import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -43,6 +41,7 @@ from spacy.util import minibatch
 
 from .pipeline.relation_extractor import RelationExtractor, RelationPredictions, write_relations
 from .plots import check_plots_available, write_plots
+from .records import atomic_open
 from .scorer import (
     DEFAULT_THRESHOLDS,
     argument_errors,
@@ -489,21 +488,8 @@ def write_results(results: Dict[str, Any], output_path: Union[str, Path]) -> Pat
     """
     path = Path(output_path)
     data = srsly.json_dumps(results, indent=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf8") as file_:
-            file_.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path) as file_:
+        file_.write(data)
     return path
 
 

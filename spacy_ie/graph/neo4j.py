@@ -31,7 +31,7 @@ from .model import (
     filter_new,
     unwind_statement,
 )
-from .store import GraphError, import_optional
+from .store import GraphError, count_graph, import_optional
 
 NEO4J_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
@@ -131,13 +131,7 @@ class Neo4jStore:
 
     def counts(self) -> Dict[str, int]:
         """The number of Document and Entity nodes and of MENTIONED_IN and RELATION edges."""
-        counts = {}
-        for name, pattern in (("documents", "(n:Document)"), ("entities", "(n:Entity)"),
-                              ("mentions", "()-[n:MENTIONED_IN]->()"),
-                              ("relations", "()-[n:RELATION]->()")):  # fmt: skip
-            _, rows = self.query(f"MATCH {pattern} RETURN count(n) AS n")
-            counts[name] = int(next(rows)["n"])
-        return counts
+        return count_graph(self)
 
     def close(self) -> None:
         """Close the driver."""

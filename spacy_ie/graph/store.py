@@ -69,6 +69,19 @@ def _arrow_table(kind: str, rows: List[Dict[str, Any]]) -> Any:
     )
 
 
+def count_graph(store: Any) -> Dict[str, int]:
+    """The number of Document and Entity nodes and of MENTIONED_IN and RELATION edges of a
+    store (anything with the stores' ``query(cypher) -> (columns, rows)``), by the same four
+    Cypher counts on LadybugDB and Neo4j."""
+    counts = {}
+    for name, pattern in (("documents", "(n:Document)"), ("entities", "(n:Entity)"),
+                          ("mentions", "()-[n:MENTIONED_IN]->()"),
+                          ("relations", "()-[n:RELATION]->()")):  # fmt: skip
+        _, rows = store.query(f"MATCH {pattern} RETURN count(n) AS n")
+        counts[name] = int(next(rows)["n"])
+    return counts
+
+
 class LadybugStore:
     """A LadybugDB database file as a graph store of the spacy-ie graph model.
 
@@ -159,13 +172,7 @@ class LadybugStore:
 
     def counts(self) -> Dict[str, int]:
         """The number of Document and Entity nodes and of MENTIONED_IN and RELATION edges."""
-        counts = {}
-        for name, pattern in (("documents", "(n:Document)"), ("entities", "(n:Entity)"),
-                              ("mentions", "()-[n:MENTIONED_IN]->()"),
-                              ("relations", "()-[n:RELATION]->()")):  # fmt: skip
-            _, rows = self.query(f"MATCH {pattern} RETURN count(n) AS n")
-            counts[name] = int(next(rows)["n"])
-        return counts
+        return count_graph(self)
 
     def close(self) -> None:
         """Close the connection and the database (checkpointing the write-ahead log)."""
