@@ -316,6 +316,33 @@ def test_a_failed_batch_rolls_back(tmp_path):
     assert counts(path) == expected_counts(records)
 
 
+def test_a_statement_the_database_rejects_rolls_back(tmp_path):
+    """LadybugDB rolls a transaction back itself when one of its statements fails (here a
+    document id twice in one batch, which `GraphBatch.add_record` never writes): the store
+    reports LadybugDB's error, and stays usable."""
+    path = tmp_path / "kg.lbug"
+    twice = GraphBatch(documents=[{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
+    with LadybugStore(path) as store:
+        with pytest.raises(GraphError, match="rolled back.*duplicated primary key"):
+            store.write(twice)
+        assert store.counts()["documents"] == 0
+    assert write_graph(corpus(4), path).n_documents == 4
+
+
+def test_checkpoint_threshold(tmp_path):
+    """A writing store leaves committed batches in the write-ahead log until the log passes
+    `checkpoint_mb` (0: a checkpoint after every commit), and checkpoints on close."""
+    for checkpoint_mb, wal_kept in ((1024, True), (0, False)):
+        path = tmp_path / f"kg{checkpoint_mb}.lbug"
+        wal = path.with_name(path.name + ".wal")
+        store = LadybugStore(path, checkpoint_mb=checkpoint_mb)
+        GraphWriter(store, batch_size=4).add_all(corpus(4))
+        assert wal.exists() == wal_kept
+        store.close()
+        assert not wal.exists()
+        assert counts(path) == expected_counts(corpus(4))
+
+
 # --- RDF ----------------------------------------------------------------------------------------
 
 

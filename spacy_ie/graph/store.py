@@ -12,6 +12,15 @@ shared Cypher bodies of `spacy_ie.graph.model`, fed with ``LOAD FROM $rows`` ove
 per kind of row (binding Python lists of dicts as parameters costs 0.25 ms per row; an Arrow
 table is scanned in place).
 
+Checkpoints: a writing store turns LadybugDB's automatic checkpoint off and checkpoints itself
+when a commit leaves the write-ahead log above `DEFAULT_CHECKPOINT_MB`, and on close. The
+automatic one (at 16 MiB of log) ran every few batches and was half of the store's time on the
+benchmark's 50,000 records (BENCHMARKS.md). Committed transactions are in the log, which
+LadybugDB replays on the next open after a crash (tested with SIGKILL). ``COPY <rel table>
+FROM`` was tried for the edges and rejected: its rows are durable only once checkpointed (a
+SIGKILL before the checkpoint lost them, though their transaction had committed), and
+checkpointing every transaction made it 7 times slower.
+
 Needs the optional extra: ``pip install "spacy-ie[graph]"``.
 """
 from pathlib import Path
@@ -31,6 +40,9 @@ GRAPH_EXTRA_HINT = 'pip install "spacy-ie[graph]"'
 # The buffer pool (LadybugDB's page cache) of a store: LadybugDB's default is 80% of the
 # machine's memory, too much for a library on a shared machine.
 DEFAULT_BUFFER_POOL_MB = 1024
+# A writing store checkpoints (folds the write-ahead log into the database file) after a commit
+# that leaves the log above this many MiB, and on close (see the module docstring).
+DEFAULT_CHECKPOINT_MB = 1024
 
 
 class GraphError(ValueError):
@@ -90,6 +102,7 @@ class LadybugStore:
     read_only (bool): open for queries only (several read-only processes may share a file;
         one writing process excludes every other).
     buffer_pool_mb (int): LadybugDB's page cache in MiB.
+    checkpoint_mb (int): the write-ahead log's size in MiB that triggers a checkpoint.
     RAISES (GraphDependencyError): without the ``ladybug`` package. (GraphError): a path that is
         a directory, a missing file with `read_only`, or a database another process holds.
     """
@@ -100,6 +113,7 @@ class LadybugStore:
         *,
         read_only: bool = False,
         buffer_pool_mb: int = DEFAULT_BUFFER_POOL_MB,
+        checkpoint_mb: int = DEFAULT_CHECKPOINT_MB,
     ) -> None:
         ladybug = import_optional("ladybug", "The embedded graph store")
         self.path = Path(path)
@@ -111,7 +125,10 @@ class LadybugStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = ladybug.Database(
-                str(self.path), read_only=read_only, buffer_pool_size=buffer_pool_mb << 20
+                str(self.path),
+                read_only=read_only,
+                buffer_pool_size=buffer_pool_mb << 20,
+                auto_checkpoint=read_only,
             )
             self.conn = ladybug.Connection(self.db)
             if not read_only:
@@ -120,6 +137,7 @@ class LadybugStore:
         except RuntimeError as err:
             raise GraphError(f"{self.path}: cannot open the graph: {err}") from err
         self.read_only = read_only
+        self.checkpoint_bytes = checkpoint_mb << 20
 
     def write(self, batch: GraphBatch) -> WriteResult:
         """Write `batch` in one transaction: its documents not yet in the graph, with their
@@ -134,11 +152,24 @@ class LadybugStore:
                     self.conn.execute(f"LOAD FROM $rows {body}", {"rows": _arrow_table(kind, rows)})
             self.conn.execute("COMMIT")
         except BaseException as err:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             if isinstance(err, RuntimeError):
                 raise GraphError(f"{self.path}: a write failed (rolled back): {err}") from err
             raise
+        wal = self.path.with_name(self.path.name + ".wal")
+        if wal.exists() and wal.stat().st_size > self.checkpoint_bytes:
+            self.conn.execute("CHECKPOINT")
         return result
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction. LadybugDB has rolled it back already when one of its
+        statements failed (e.g. a duplicate primary key): ROLLBACK then finds no transaction,
+        which is not an error."""
+        try:
+            self.conn.execute("ROLLBACK")
+        except RuntimeError as err:
+            if "No active transaction" not in str(err):
+                raise
 
     def _existing(self, ids: List[str]) -> List[str]:
         """The ids among `ids` of the documents already in the graph."""

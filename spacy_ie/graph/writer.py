@@ -22,7 +22,7 @@ from .neo4j import is_neo4j_uri
 from .rdf import RDF_SUFFIXES
 
 # Documents per transaction.
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE = 5000
 
 
 class GraphStore(Protocol):
