@@ -11,6 +11,7 @@ from .minilm import minilm_path_cli  # noqa: F401
 from .cross_annotate import cross_annotate_cli  # noqa: F401
 from .graph import graph_query_cli  # noqa: F401
 from .quantize import quantize_cli  # noqa: F401
+from .distill import distill_cli  # noqa: F401
 
 
 def main() -> None:

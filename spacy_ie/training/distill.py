@@ -1,0 +1,218 @@
+"""Knowledge distillation: a student pipeline trained on what a teacher pipeline extracts from raw
+text (issue 27).
+
+The teacher (e.g. the MiniLM joint span pipeline) annotates unlabeled text with entities and
+relations; the student (any ``spacy train`` config, e.g. the sourced CNN pipeline) trains on
+those annotations as if they were gold, together with gold data when given. This is
+sequence-level distillation with hard targets (Kim & Rush 2016, "Sequence-Level Knowledge
+Distillation"; for NER and relations on unlabeled text, the self-training set-up of e.g.
+Wang et al. 2021, "Distilling Knowledge for Named Entity Recognition..."): the student learns
+the teacher's decisions, not its probabilities, so any student config works unchanged and the
+teacher's tuned thresholds carry over.
+
+Output directory (``OUTPUT``)::
+
+    teacher.spacy   the teacher's annotations of every raw document (reused by a re-run with
+                    the same teacher and raw text: see `TEACHER_META`)
+    teacher.json    what it was made from
+    train.spacy     the student's training Docs: teacher-annotated documents (less the dev
+                    slice, less texts that the gold data has) + the gold training Docs
+    dev.spacy       only without a gold dev set: every `heldout_every`-th teacher document
+    model-best/, model-last/   ``spacy train``'s output
+"""
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+
+from spacy.cli.train import train as spacy_train
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from spacy.util import filter_spans
+from spacy.vocab import Vocab
+from wasabi import msg
+
+from ..records import InputDoc
+from ..relations import relation_count
+
+TEACHER_DOCS = "teacher.spacy"
+TEACHER_META = "teacher.json"
+DEFAULT_SPANS_KEY = "entities"
+DEFAULT_HELDOUT_EVERY = 10
+
+
+@dataclass
+class DistillSummary:
+    """What `distill` trained on: raw documents the teacher annotated (`n_annotated`), with
+    entities and relations in them; teacher documents in the student's training set
+    (`n_teacher_train`: less the dev slice and the texts the gold data has) and gold training
+    documents (`n_gold_train`); the dev set (`dev_source`: "gold" or "teacher", `n_dev`
+    documents); whether the teacher's annotations were reused from an earlier run."""
+
+    n_annotated: int = 0
+    n_entities: int = 0
+    n_relations: int = 0
+    n_teacher_train: int = 0
+    n_gold_train: int = 0
+    n_dev: int = 0
+    dev_source: str = "teacher"
+    reused_annotations: bool = False
+
+
+def complete_entities(doc: Doc, spans_key: str = DEFAULT_SPANS_KEY) -> Doc:
+    """Give `doc` its entities both as ``doc.ents`` and as ``doc.spans[spans_key]``, so that a
+    student learns from either whichever kind of component the teacher has: a span group and
+    no ``doc.ents`` (a ``spancat`` teacher) -> ``doc.ents`` is the group less its overlaps
+    (``spacy.util.filter_spans``: longest first); ``doc.ents`` and no group (an ``ner`` teacher)
+    -> the group is ``doc.ents``. RETURNS: `doc`, changed in place."""
+    group = doc.spans.get(spans_key) if spans_key in doc.spans else None
+    if group is not None and len(group) and not doc.ents:
+        doc.ents = filter_spans(list(group))
+    elif doc.ents and (group is None or not len(group)):
+        doc.spans[spans_key] = list(doc.ents)
+    return doc
+
+
+def annotate(
+    teacher: Language,
+    documents: Iterable[InputDoc],
+    *,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    batch_size: int = 64,
+    progress: Optional[Callable[[int], Any]] = None,
+) -> Iterator[Doc]:
+    """The teacher's Docs of `documents` (``(text, meta)`` pairs, e.g. from
+    `spacy_ie.records.read_documents`), in order, each with `complete_entities`.
+    progress: called with 1 per Doc (e.g. ``tqdm.update``)."""
+    texts = (text for text, _ in documents)
+    for doc in teacher.pipe(texts, batch_size=batch_size):
+        if progress is not None:
+            progress(1)
+        yield complete_entities(doc, spans_key)
+
+
+def _source_id(path: Path) -> Dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+
+
+def _read(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
+    return list(DocBin().from_disk(path).get_docs(vocab))
+
+
+def distill(
+    teacher_path: Union[str, Path],
+    raw_path: Union[str, Path],
+    config_path: Union[str, Path],
+    output_dir: Union[str, Path],
+    *,
+    overrides: Optional[Dict[str, Any]] = None,
+    use_gpu: int = -1,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    heldout_every: int = DEFAULT_HELDOUT_EVERY,
+    paragraphs: bool = False,
+    batch_size: int = 64,
+    show_progress: bool = True,
+) -> DistillSummary:
+    """Annotate `raw_path` with the teacher pipeline, then train the student config on the
+    teacher's annotations (with the gold ``paths.train`` of `overrides`, when given) with
+    ``spacy train`` into `output_dir` (see the module docstring for the files).
+
+    teacher_path: a trained pipeline (directory or package name) that sets entities (``ner``:
+        ``doc.ents``; ``spancat``: ``doc.spans[spans_key]``) and ``doc._.relations``.
+    raw_path: ``.txt`` (one document per line; per paragraph with `paragraphs`) or ``.jsonl``
+        (a "text" per line), as `spacy_ie.records.read_documents` reads them.
+    config_path: the student's ``spacy train`` config; its corpora read ``paths.train`` and
+        ``paths.dev`` (e.g. with ``spacy_ie.RelationCorpus.v1``).
+    overrides: config overrides as for ``spacy train``. ``paths.train`` (gold Docs) is added
+        to the teacher's documents (a teacher document whose text is a gold one's is dropped:
+        gold wins); ``paths.dev`` (gold Docs) selects the student's model-best. Without
+        ``paths.dev``, every `heldout_every`-th teacher document is held out as the dev set
+        (``dev.spacy``): the student is then selected on agreement with the teacher.
+    RETURNS (DistillSummary): the counts.
+    RAISES (ValueError): `heldout_every` below 2, raw text without any document, or a teacher
+        that found no relation in it. (spacy_ie.records.InputError): unreadable raw text.
+        (spacy_ie.util.PipelineLoadError): a teacher that does not load.
+    """
+    from tqdm import tqdm
+
+    from ..records import count_documents, read_documents
+    from ..util import load_pipeline
+
+    if heldout_every < 2:
+        raise ValueError(f"distill: heldout_every must be >= 2, not {heldout_every}")
+    output_dir, raw_path = Path(output_dir), Path(raw_path)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    overrides = dict(overrides or {})
+    gold_train = overrides.pop("paths.train", None)
+    gold_dev = overrides.get("paths.dev")
+    summary = DistillSummary()
+    vocab = Vocab()
+
+    # 1. The teacher's annotations (reused when made from the same teacher and raw text).
+    n_docs = count_documents(raw_path, paragraphs=paragraphs)  # validates every line first
+    if n_docs == 0:
+        raise ValueError(f"{raw_path}: no documents to annotate")
+    meta = {"teacher": str(teacher_path), "raw": _source_id(raw_path), "spans_key": spans_key,
+            "paragraphs": paragraphs}  # fmt: skip
+    if Path(teacher_path).exists():
+        meta["teacher"] = str(Path(teacher_path).resolve())
+    docs_path, meta_path = output_dir / TEACHER_DOCS, output_dir / TEACHER_META
+    if docs_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+        msg.info(f"Reusing the teacher's annotations in {docs_path}")
+        teacher_docs = _read(docs_path, vocab)
+        summary.reused_annotations = True
+    else:
+        teacher = load_pipeline(teacher_path)
+        msg.info(f"Annotating {n_docs:,} documents of {raw_path} with the teacher {teacher_path}")
+        with tqdm(total=n_docs, unit="doc", disable=not show_progress) as bar:
+            teacher_docs = list(
+                annotate(teacher, read_documents(raw_path, paragraphs=paragraphs),
+                         spans_key=spans_key, batch_size=batch_size, progress=bar.update)
+            )  # fmt: skip
+        DocBin(docs=teacher_docs, store_user_data=True).to_disk(docs_path)
+        meta_path.write_text(json.dumps(meta, indent=2))
+        vocab = teacher.vocab
+    summary.n_annotated = len(teacher_docs)
+    summary.n_entities = sum(len(doc.ents) for doc in teacher_docs)
+    summary.n_relations = sum(relation_count(doc) for doc in teacher_docs)
+    msg.good(f"Teacher: {summary.n_annotated:,} documents, {summary.n_entities:,} entities, "
+             f"{summary.n_relations:,} relations ({docs_path})")  # fmt: skip
+    if summary.n_relations == 0:
+        raise ValueError(
+            f"the teacher {teacher_path} found no relation in {raw_path}: nothing to distil "
+            "(does it have a relation_extractor, and is the raw text in its domain?)"
+        )
+
+    # 2. The student's data: teacher documents (less the dev slice) + gold training documents.
+    if gold_dev is None:
+        held = [d for i, d in enumerate(teacher_docs) if i % heldout_every == heldout_every - 1]
+        teacher_docs = [d for i, d in enumerate(teacher_docs) if i % heldout_every != heldout_every - 1]
+        dev_path = output_dir / "dev.spacy"
+        DocBin(docs=held, store_user_data=True).to_disk(dev_path)
+        overrides["paths.dev"] = str(dev_path)
+        summary.dev_source, summary.n_dev = "teacher", len(held)
+        msg.warn(
+            f"No --paths.dev: the student is selected on {len(held):,} held-out teacher-annotated "
+            f"documents ({dev_path}; every {heldout_every}th), i.e. on agreement with the "
+            "teacher, not on gold accuracy"
+        )
+    else:
+        summary.dev_source, summary.n_dev = "gold", len(_read(gold_dev, vocab))
+        msg.info(f"The student is selected on the gold dev set {gold_dev}")
+    gold_docs = _read(gold_train, vocab) if gold_train is not None else []
+    gold_texts = {doc.text for doc in gold_docs}
+    teacher_docs = [doc for doc in teacher_docs if doc.text not in gold_texts]
+    summary.n_teacher_train, summary.n_gold_train = len(teacher_docs), len(gold_docs)
+    train_path = output_dir / "train.spacy"
+    DocBin(docs=teacher_docs + gold_docs, store_user_data=True).to_disk(train_path)
+    msg.good(f"Student training set: {len(teacher_docs):,} teacher-annotated + "
+             f"{len(gold_docs):,} gold documents ({train_path})")  # fmt: skip
+    (output_dir / "distill.json").write_text(json.dumps(asdict(summary), indent=2))
+
+    # 3. The student.
+    spacy_train(
+        config_path, output_dir, use_gpu=use_gpu,
+        overrides={**overrides, "paths.train": str(train_path)},
+    )  # fmt: skip
+    return summary
