@@ -455,7 +455,11 @@ class RelationExtractor(TrainablePipe):
         candidates usually from `training_candidates`: binary cross-entropy over sigmoids, or
         cross-entropy over a softmax with a no-relation class (`exclusive_classes`).
 
-        RETURNS (Tuple[float, Floats2d]): the mean loss and d_logits (n_pairs, nO).
+        RETURNS (Tuple[float, Floats2d]): the loss, averaged over pairs and labels (for
+            reporting), and d_logits (n_pairs, nO), the gradient of the loss SUMMED over them
+            (``probs - truths``): spaCy's convention, as its ``textcat`` reports a mean squared
+            error and returns ``scores - truths``. Wrap the model in
+            ``spacy_ie.MeanOverCandidates.v1`` to average the gradient instead.
         """
         candidates, model_scores = scores
         logits = model_scores.logits
