@@ -17,8 +17,8 @@ Steps (each command a fresh ``python -m spacy_ie`` process, as a user runs it):
    relations per second of wall time (rows built, Arrow tables, transactions, the final
    checkpoint), and the seconds inside the store's transactions. Also on the records that hold
    at least one relation (a relation-dense input: the rate of a corpus like CoNLL04's). The
-   imports of ladybug and pyarrow, a one-time cost of a process (about 0.6 s), are done
-   before and reported apart (``import_seconds``).
+   imports of ladybug and pyarrow, a one-time cost of a process, are done before the timings
+   (``import_seconds``: what was left of them at that point).
 3. Queries on the graph of step 1: a one-hop neighbourhood, ``MATCH (e:Entity {key: $key})
    -[r:RELATION]-(n:Entity) RETURN n.key, n.text, r.label, r.score, r.doc_id``, for
    `--n-queries` entities drawn at random (seed 0) among those with a relation, each query timed
