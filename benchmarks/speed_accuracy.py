@@ -1,0 +1,125 @@
+"""Speed against accuracy for several pipelines, in one run (issue 27's table): CoNLL04 test end
+to end F1 beside CPU words/s and size on disk, and a plot of F1 against words/s.
+
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python benchmarks/speed_accuracy.py corpus/conll04/test.spacy \\
+        "CNN joint=training/conll04_joint_cnn/model-tuned" "MiniLM joint=training/conll04_joint/model-tuned" \\
+        --repeats 3 --output benchmarks/results/speed_accuracy.json --plot docs/img/speed_accuracy.png
+
+Speed: ``nlp.pipe`` over the raw texts of DATA, the best of `repeats` passes, the pipelines
+alternating pass by pass (a change in a shared machine's load hits all of them), wall time and
+CPU time of this process; all components run. Accuracy: `spacy_ie.evaluation.evaluate_relations`
+(what ``spacy_ie evaluate`` prints): relations end to end (strict micro and macro F1, the
+pipeline's own entities, its own thresholds) and the entity component's F1 (``ner``: ents_f;
+``spancat``: spans_{key}_f). Size: the pipeline directory on disk.
+"""
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import spacy
+import typer
+from spacy.tokens import DocBin
+
+from spacy_ie.evaluation import evaluate_relations, load_examples
+from spacy_ie.plots import _matplotlib
+from spacy_ie.quantize import directory_size
+
+
+def entity_f(ner_scores: Dict[str, Any]) -> Optional[float]:
+    """The entity F1 among an `evaluate_relations` result's ``ner`` scores (ents_f or the first
+    spans_*_f), in percent; None without one."""
+    for key, value in ner_scores.items():
+        if (key == "ents_f" or (key.startswith("spans_") and key.endswith("_f"))) and value is not None:
+            return round(100 * value, 2)
+    return None
+
+
+def plot(rows: Dict[str, Dict[str, Any]], path: Path, title: str) -> None:
+    """End-to-end F1 against CPU words/s (log scale), one labelled point per pipeline."""
+    Figure, Canvas = _matplotlib()
+    fig = Figure(figsize=(6.4, 4.2))
+    Canvas(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, row in rows.items():
+        ax.scatter(row["wps_cpu"], row["rel_micro_f"])
+        ax.annotate(name, (row["wps_cpu"], row["rel_micro_f"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.15)  # room for the labels
+    ax.set_xlabel("CPU words per second (one thread, log scale)")
+    ax.set_ylabel("end-to-end relation F1 (strict micro)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(
+    data: Path = typer.Argument(..., help="Test DocBin with gold entities and relations."),
+    pipelines: List[str] = typer.Argument(..., help="NAME=MODEL_DIR, one per pipeline."),
+    repeats: int = typer.Option(3, help="Passes per pipeline; the best is reported."),
+    batch_size: int = typer.Option(64, help="nlp.pipe batch size."),
+    output: Optional[Path] = typer.Option(None, help="Write the results as JSON."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write the F1/words-per-second plot (PNG)."),
+) -> None:
+    models = {}
+    for item in pipelines:
+        name, sep, model = item.partition("=")
+        if not sep or not name or not model:
+            raise typer.BadParameter(f"expected NAME=MODEL_DIR, got {item!r}")
+        models[name] = model
+    loaded = {name: spacy.load(model) for name, model in models.items()}
+    first = next(iter(loaded.values()))
+    texts = [doc.text for doc in DocBin().from_disk(data).get_docs(first.vocab)]
+    n_words = sum(len(first.make_doc(text)) for text in texts)
+    for nlp in loaded.values():
+        for _ in nlp.pipe(texts[:20], batch_size=batch_size):  # warm-up
+            pass
+    wall = {name: float("inf") for name in loaded}
+    cpu = dict(wall)
+    for _ in range(repeats):
+        for name, nlp in loaded.items():
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            for _ in nlp.pipe(texts, batch_size=batch_size):
+                pass
+            wall[name] = min(wall[name], time.perf_counter() - start_wall)
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+    rows: Dict[str, Dict[str, Any]] = {}
+    for name, nlp in loaded.items():
+        scores = evaluate_relations(nlp, load_examples(nlp, data), source=str(data))
+        view = scores["views"]["end_to_end"]["scores"]
+        rows[name] = {
+            "model": models[name],
+            "pipeline": nlp.pipe_names,
+            "size_mb": round(directory_size(models[name]) / 2**20, 1),
+            "wps_wall": round(n_words / wall[name]),
+            "wps_cpu": round(n_words / cpu[name]),
+            "entity_f": entity_f(scores.get("ner", {})),
+            "rel_micro_f": round(100 * view["rel_micro_f"], 2),
+            "rel_macro_f": round(100 * view["rel_macro_f"], 2),
+        }
+    results = {
+        "data": str(data), "n_docs": len(texts), "n_words": n_words, "batch_size": batch_size,
+        "repeats": repeats, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "pipelines": rows,
+    }  # fmt: skip
+    print(f"{len(texts)} docs, {n_words} words, batch_size={batch_size}, best of {repeats}")
+    print(f"{'pipeline':28} {'MB':>6} {'wps (wall)':>11} {'wps (CPU)':>10} {'ent F':>6} {'rel F':>6} {'macro':>6}")
+    for name, row in rows.items():
+        ent = "-" if row["entity_f"] is None else f"{row['entity_f']:.2f}"
+        print(f"{name:28} {row['size_mb']:6.1f} {row['wps_wall']:11,} {row['wps_cpu']:10,} "
+              f"{ent:>6} {row['rel_micro_f']:6.2f} {row['rel_macro_f']:6.2f}")  # fmt: skip
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+        print(f"written to {output}")
+    if plot_path is not None:
+        plot(rows, plot_path, f"{data.name}: {len(texts)} docs, {n_words:,} words")
+        print(f"plot written to {plot_path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
