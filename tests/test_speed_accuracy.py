@@ -23,6 +23,7 @@ def test_rows_scores_and_plot(tmp_path, trained_pipeline, demo_corpus):
     # the same pipeline scores the same, and its scores are the evaluation's
     assert rows["a"]["rel_micro_f"] == rows["b"]["rel_micro_f"]
     assert rows["a"]["entity_f"] is not None and rows["a"]["wps_cpu"] > 0 and rows["a"]["size_mb"] > 0
+    assert rows["a"]["speedup_cpu"] == 1.0 and rows["b"]["speedup_cpu"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = CliRunner().invoke(app, [str(demo_corpus["test"]), str(trained_pipeline)])
     assert bad.exit_code != 0 and "NAME=MODEL_DIR" in bad.output
