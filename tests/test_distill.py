@@ -61,6 +61,7 @@ def test_distill_trains_a_student_on_the_teachers_annotations(tmp_path, trained_
         assert [(e.start, e.end, e.label_) for e in doc.ents] == [(e.start, e.end, e.label_) for e in expected.ents]
         assert [(s.start, s.end) for s in doc.spans["entities"]] == [(e.start, e.end) for e in doc.ents]
         assert relation_tuples(doc) == relation_tuples(expected)
+        assert set(doc.user_data) <= {("._.", "relations", None, None)}  # no other user data
     assert summary.n_annotated == 20 and summary.n_relations == sum(len(d._.relations) for d in annotated)
     assert summary.n_relations > 0
     # without a gold dev set: every 4th teacher document is the dev set, the rest train

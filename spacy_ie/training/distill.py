@@ -33,7 +33,7 @@ from spacy.vocab import Vocab
 from wasabi import msg
 
 from ..records import InputDoc
-from ..relations import relation_count
+from ..relations import USER_DATA_KEY, relation_count
 
 TEACHER_DOCS = "teacher.spacy"
 TEACHER_META = "teacher.json"
@@ -82,12 +82,16 @@ def annotate(
     progress: Optional[Callable[[int], Any]] = None,
 ) -> Iterator[Doc]:
     """The teacher's Docs of `documents` (``(text, meta)`` pairs, e.g. from
-    `spacy_ie.records.read_documents`), in order, each with `complete_entities`.
-    progress: called with 1 per Doc (e.g. ``tqdm.update``)."""
+    `spacy_ie.records.read_documents`), in order, each with `complete_entities` and with no
+    user data but its relations: a transformer teacher's ``doc._.trf_data`` (its hidden
+    states, tens of KB a sentence) would otherwise be kept, and written by
+    ``DocBin(store_user_data=True)``. progress: called with 1 per Doc (e.g. ``tqdm.update``)."""
     texts = (text for text, _ in documents)
     for doc in teacher.pipe(texts, batch_size=batch_size):
         if progress is not None:
             progress(1)
+        for key in [key for key in doc.user_data if key != USER_DATA_KEY]:
+            del doc.user_data[key]
         yield complete_entities(doc, spans_key)
 
 
@@ -165,14 +169,14 @@ def distill(
     else:
         teacher = load_pipeline(teacher_path)
         msg.info(f"Annotating {n_docs:,} documents of {raw_path} with the teacher {teacher_path}")
+        annotated = DocBin(store_user_data=True)  # Docs added one by one: no list of Docs
         with tqdm(total=n_docs, unit="doc", disable=not show_progress) as bar:
-            teacher_docs = list(
-                annotate(teacher, read_documents(raw_path, paragraphs=paragraphs),
-                         spans_key=spans_key, batch_size=batch_size, progress=bar.update)
-            )  # fmt: skip
-        DocBin(docs=teacher_docs, store_user_data=True).to_disk(docs_path)
+            for doc in annotate(teacher, read_documents(raw_path, paragraphs=paragraphs),
+                                spans_key=spans_key, batch_size=batch_size, progress=bar.update):  # fmt: skip
+                annotated.add(doc)
+        annotated.to_disk(docs_path)
         meta_path.write_text(json.dumps(meta, indent=2))
-        vocab = teacher.vocab
+        teacher_docs = list(annotated.get_docs(vocab))
     summary.n_annotated = len(teacher_docs)
     summary.n_entities = sum(len(doc.ents) for doc in teacher_docs)
     summary.n_relations = sum(relation_count(doc) for doc in teacher_docs)
