@@ -5,10 +5,10 @@ The teacher (e.g. the MiniLM joint span pipeline) annotates unlabeled text with 
 relations; the student (any ``spacy train`` config, e.g. the sourced CNN pipeline) trains on
 those annotations as if they were gold, together with gold data when given. This is
 sequence-level distillation with hard targets (Kim & Rush 2016, "Sequence-Level Knowledge
-Distillation"; for NER and relations on unlabeled text, the self-training set-up of e.g.
-Wang et al. 2021, "Distilling Knowledge for Named Entity Recognition..."): the student learns
-the teacher's decisions, not its probabilities, so any student config works unchanged and the
-teacher's tuned thresholds carry over.
+Distillation": the student trains on the teacher's outputs on unlabeled text, as in
+self-training, e.g. Xie et al. 2020, "Self-training with Noisy Student improves ImageNet
+classification"): the student learns the teacher's decisions, not its probabilities, so any
+student config works unchanged and the teacher's tuned thresholds carry over.
 
 Output directory (``OUTPUT``)::
 
