@@ -157,10 +157,9 @@ def distill(
     n_docs = count_documents(raw_path, paragraphs=paragraphs)  # validates every line first
     if n_docs == 0:
         raise ValueError(f"{raw_path}: no documents to annotate")
-    meta = {"teacher": str(teacher_path), "raw": _source_id(raw_path), "spans_key": spans_key,
+    teacher_id = Path(teacher_path).resolve() if Path(teacher_path).exists() else teacher_path
+    meta = {"teacher": str(teacher_id), "raw": _source_id(raw_path), "spans_key": spans_key,
             "paragraphs": paragraphs}  # fmt: skip
-    if Path(teacher_path).exists():
-        meta["teacher"] = str(Path(teacher_path).resolve())
     docs_path, meta_path = output_dir / TEACHER_DOCS, output_dir / TEACHER_META
     if docs_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
         msg.info(f"Reusing the teacher's annotations in {docs_path}")
@@ -190,8 +189,8 @@ def distill(
 
     # 2. The student's data: teacher documents (less the dev slice) + gold training documents.
     if gold_dev is None:
-        held = [d for i, d in enumerate(teacher_docs) if i % heldout_every == heldout_every - 1]
-        teacher_docs = [d for i, d in enumerate(teacher_docs) if i % heldout_every != heldout_every - 1]
+        held = teacher_docs[heldout_every - 1 :: heldout_every]
+        teacher_docs = [d for i, d in enumerate(teacher_docs) if (i + 1) % heldout_every]
         dev_path = output_dir / "dev.spacy"
         DocBin(docs=held, store_user_data=True).to_disk(dev_path)
         overrides["paths.dev"] = str(dev_path)
@@ -202,7 +201,7 @@ def distill(
             "teacher, not on gold accuracy"
         )
     else:
-        summary.dev_source, summary.n_dev = "gold", len(_read(gold_dev, vocab))
+        summary.dev_source, summary.n_dev = "gold", len(DocBin().from_disk(gold_dev))
         msg.info(f"The student is selected on the gold dev set {gold_dev}")
     gold_docs = _read(gold_train, vocab) if gold_train is not None else []
     gold_texts = {doc.text for doc in gold_docs}
