@@ -10,13 +10,20 @@ from thinc.types import Ragged
 
 from spacy_ie.candidates import Candidates
 from spacy_ie.ml.attention_pooling import build_attention_pooling
-from spacy_ie.ml.context_attention import N_ROLES, PairContexts, build_pair_context_attention
+from spacy_ie.ml.context_attention import (
+    BLOCK_TOKENS,
+    N_ROLES,
+    PairContexts,
+    _context_blocks,
+    build_pair_context_attention,
+)
 from spacy_ie.ml.relation_model import (
     N_DISTANCE_BUCKETS,
     _distance_buckets,
     _expand_ranges,
     _index_candidates,
     build_relation_model,
+    classify_pairs,
 )
 
 ops = NumpyOps()
@@ -121,6 +128,71 @@ def test_pair_context_attention_gradients():
     for name in ("Wk", "Wq", "R"):
         assert_close(model.get_grad(name), numeric_grad(loss, model.get_param(name)))
     assert model.get_param("R").shape[0] == N_ROLES
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_pair_context_attention_inference_equals_training_forward(contiguous):
+    # Contexts over 5 blocks of tokens: the CPU inference path (dense products per block of
+    # candidates) must give the training forward's output; non-contiguous contexts take the
+    # gather path.
+    rng = numpy.random.default_rng(5)
+    n_tokens, n_candidates = 5 * BLOCK_TOKENS, 60
+    starts = rng.integers(0, n_tokens - 30, size=n_candidates)
+    lengths = rng.integers(1, 30, size=n_candidates)
+    idx = _expand_ranges(starts, starts + lengths)
+    if not contiguous:
+        idx = rng.permutation(idx)
+    contexts = PairContexts(
+        ops.asarray1i(idx), ops.asarray1i(rng.integers(0, N_ROLES, size=len(idx))), ops.asarray1i(lengths)
+    )
+    assert (_context_blocks(idx, lengths) is not None) == contiguous
+    X = ops.asarray2f(rng.normal(size=(n_tokens, 8)))
+    P = ops.asarray2f(rng.normal(size=(n_candidates, 16)))
+    model = build_pair_context_attention(key_width=4)
+    model.initialize(X=(X, P, contexts))
+    (C, A), _ = model.begin_update((X, P, contexts))
+    C_pred, A_pred = model.predict((X, P, contexts))
+    numpy.testing.assert_allclose(C_pred, C, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(A_pred, A, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("hidden_width", [0, 5])
+def test_classify_pairs_factored_inference_equals_plain(hidden_width):
+    # Per-span parts multiplied once per span and gathered give the classifier's output on the
+    # concatenated pair features; a Dropout before a Linear (hidden_width 0) is skipped.
+    from thinc.api import Dropout, Linear, Maxout, chain
+
+    rng = numpy.random.default_rng(6)
+    S = ops.asarray2f(rng.normal(size=(4, 3)))
+    C = ops.asarray2f(rng.normal(size=(7, 2)))
+    heads = ops.asarray1i(rng.integers(0, 4, size=7))
+    tails = ops.asarray1i(rng.integers(0, 4, size=7))
+    parts = [(S, heads), (S, tails), (C, None)]
+    if hidden_width:
+        classifier = chain(Maxout(hidden_width, nP=2, dropout=0.0, normalize=True), Linear(3))
+    else:
+        classifier = chain(Dropout(0.0), Linear(3))
+    features = numpy.hstack([S[heads], S[tails], C])
+    classifier.initialize(X=features)
+    expected = classifier.predict(features)
+    logits, _ = classify_pairs(classifier, parts, is_train=False)
+    numpy.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    trained, backprop = classify_pairs(classifier, parts, is_train=True)
+    numpy.testing.assert_allclose(trained, expected, rtol=1e-5, atol=1e-6)
+    assert backprop(ops.alloc2f(7, 3)).shape == features.shape
+
+
+def test_relation_model_predict_equals_training_forward():
+    fix_random_seed(4)
+    docs, candidates = _docs_and_candidates()
+    tok2vec = fixed_tokvecs(sum(len(d) for d in docs), 4)
+    model = build_relation_model(tok2vec, hidden_width=6, dropout=0.0, label_width=3,
+                                 distance_width=2, context_window=2, nO=3)
+    model.initialize(X=(docs, candidates))
+    trained, _ = model.begin_update((docs, candidates))
+    predicted = model.predict((docs, candidates))
+    numpy.testing.assert_allclose(predicted.logits, trained.logits, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(predicted.attention, trained.attention, rtol=1e-5, atol=1e-6)
 
 
 def fixed_tokvecs(n_tokens: int, width: int) -> Model[List[Doc], List[numpy.ndarray]]:

@@ -41,7 +41,13 @@ from thinc.types import Floats2d, Ints1d, Ragged
 
 from ..candidates import Candidates
 from .marker_model import _pool_between
-from .relation_model import N_DISTANCE_BUCKETS, RelationScores, _expand_ranges, _index_candidates
+from .relation_model import (
+    N_DISTANCE_BUCKETS,
+    RelationScores,
+    _expand_ranges,
+    _index_candidates,
+    classify_pairs,
+)
 from .span_categorizer import token_width
 
 InT = Tuple[List[Doc], Candidates]
@@ -173,23 +179,23 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
     nS = S.shape[1]
     heads = ops.asarray1i(index.heads)
     tails = ops.asarray1i(index.tails)
-    features = [S[heads], S[tails]]
+    parts = [(S, heads), (S, tails)]
     bp_between = None
     if model.attrs["use_between"]:
         between = between_ranges(spans[index.heads], spans[index.tails])
         B, bp_between = _pool_between(ops, X, numpy.zeros(n_pairs, dtype="int64"), between)
-        features.append(B)
+        parts.append((B, None))
     per_span = []  # (name, backprop, width) of the embeddings indexed by head and tail
     for name, ids in (("width_embed", ops.asarray1i(widths)), ("label_embed", ops.asarray(index.span_labels))):
         if model.has_ref(name):
             E, bp_E = model.get_ref(name)(ids, is_train)
-            features.extend((E[heads], E[tails]))
+            parts.extend(((E, heads), (E, tails)))
             per_span.append((bp_E, E.shape))
     bp_distance = None
     if model.has_ref("distance_embed"):
         D, bp_distance = model.get_ref("distance_embed")(ops.asarray1i(index.distances), is_train)
-        features.append(D)
-    logits, bp_classifier = model.get_ref("classifier")(xp.hstack(features), is_train)
+        parts.append((D, None))
+    logits, bp_classifier = classify_pairs(model.get_ref("classifier"), parts, is_train)
     n_ctx = int((index.contexts[:, 1] - index.contexts[:, 0]).sum())
 
     def backprop(d_logits: Floats2d) -> None:
