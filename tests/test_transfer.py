@@ -13,7 +13,7 @@ from spacy.util import minibatch
 from thinc.api import Config
 
 from conftest import REPO_ROOT, SMALL_OVERRIDES, train_briefly
-from spacy_ie.training.transfer import SWITCHED_OFF_BIAS, map_entity_labels
+from spacy_ie.training.transfer import SWITCHED_OFF_BIAS, copy_layer_weights, map_entity_labels
 
 SOURCED_CONFIG = REPO_ROOT / "configs" / "ner_rel_sourced.cfg"
 # A 1:1 part (PERSON, ORG), a many-to-one part (LOC, DATE -> Place) and nothing for nothing.
@@ -128,3 +128,35 @@ def test_sourced_config_starts_from_the_mapped_source(source_pipeline, demo_corp
     for batch in minibatch(examples[:64], 16):
         nlp.update(batch, sgd=optimizer, losses=losses)
     assert losses["relation_extractor"] > 0 and losses["ner"] > 0
+
+
+def _cnn(width: int) -> dict:
+    return {"@architectures": "spacy.HashEmbedCNN.v2", "width": width, "depth": 2, "embed_size": 500,
+            "window_size": 1, "maxout_pieces": 3, "subword_features": True, "pretrained_vectors": None}
+
+
+def _tok2vec_pipeline(width: int):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": _cnn(width)})
+    nlp.initialize()
+    return nlp
+
+
+def test_copy_layer_weights_starts_a_shared_tok2vec_from_a_components_own_encoder():
+    """The `tok2vec` ref of a `ner` with its own encoder is that encoder followed by a Linear
+    projection; the encoder alone is copied into a tok2vec component of the same shape, which
+    then computes the same vectors."""
+    source = spacy.blank("en")
+    ner = source.add_pipe("ner", config={"model": {
+        "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner", "extra_state_tokens": False,
+        "hidden_width": 16, "maxout_pieces": 2, "use_upper": True, "nO": None, "tok2vec": _cnn(32)}})
+    ner.add_label("X")
+    source.initialize()
+    target = _tok2vec_pipeline(32)
+    docs = [target.make_doc("Ada Lovelace worked with Charles Babbage in London .")]
+    encoder = ner.model.get_ref("tok2vec").layers[0]
+    assert not numpy.allclose(target.get_pipe("tok2vec").model.predict(docs)[0], encoder.predict(docs)[0])
+    copy_layer_weights(source, "ner", "tok2vec", target, "tok2vec")
+    numpy.testing.assert_array_equal(target.get_pipe("tok2vec").model.predict(docs)[0], encoder.predict(docs)[0])
+    with pytest.raises(ValueError, match="'ner' \\(layer 'tok2vec'\\) into 'tok2vec'"):
+        copy_layer_weights(source, "ner", "tok2vec", _tok2vec_pipeline(16), "tok2vec")

@@ -31,8 +31,9 @@ sourced components (see configs/ner_rel_sourced.cfg):
     component = "ner"
     label_map = {"PERSON": "Peop", "ORG": "Org", "GPE": "Loc"}
 """
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
+import spacy
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
 from spacy.util import registry
@@ -111,3 +112,72 @@ def make_map_entity_labels(component: str, label_map: Dict[str, str]) -> Callabl
 
     return map_labels
 
+
+
+def copy_layer_weights(source: Language, component: str, layer: Optional[str], nlp: Language, target: str) -> None:
+    """Copy the weights of `source`'s component `component` (its model's `layer` ref, or the
+    whole model when `layer` is None) into `nlp`'s component `target`, whose model must have
+    the same layers and shapes (e.g. a `tok2vec` component built with the configuration of
+    en_core_web_sm's `ner` tok2vec: `spacy.Tok2Vec.v2`, MultiHashEmbed NORM/PREFIX/SUFFIX/SHAPE
+    with rows 5000/1000/2500/2500, MaxoutWindowEncoder width 96, depth 4).
+
+    This is how a shared tok2vec starts from a component's *internal* encoder (spaCy's
+    `source` copies whole components only): en_core_web_sm's `ner` reads its own tok2vec,
+    trained for OntoNotes entities, not the shared one that its tagger and parser train.
+    The copied layer is `layer` itself or, when its shapes differ from the target's, the
+    first of its sublayers (``Model.walk`` order) with the target's layers and shapes: the
+    `tok2vec` ref of a transition-based `ner` is its Tok2Vec followed by a Linear projection
+    to the parser's hidden width, and only the Tok2Vec is copied.
+    RAISES (ValueError): if no such layer exists, naming both sides' layers and shapes.
+    """
+    model = source.get_pipe(component).model
+    if layer is not None:
+        model = model.get_ref(layer)
+    dest = nlp.get_pipe(target).model
+
+    def shapes(m) -> List[tuple]:
+        return [
+            (node.name, name, node.get_param(name).shape)
+            for node in m.walk()
+            for name in node.param_names
+            if node.has_param(name)
+        ]
+
+    wanted = shapes(dest)
+    match = next((node for node in model.walk() if shapes(node) == wanted), None)
+    if match is None:
+        where = f"'{component}'" + (f" (layer '{layer}')" if layer else "")
+        raise ValueError(
+            f"Cannot copy the weights of {where} into '{target}': neither it nor any of its "
+            f"layers has the target's layers and shapes.\nsource: {shapes(model)}\n"
+            f"target: {wanted}"
+        )
+    dest.from_bytes(match.to_bytes())
+
+
+@registry.callbacks("spacy_ie.copy_layer_weights.v1")
+def make_copy_layer_weights(
+    source: str, component: str, target: str, layer: Optional[str] = "tok2vec"
+) -> Callable[[Language], Language]:
+    """An `[initialize.after_init]` callback: `copy_layer_weights` from the pipeline `source`
+    (a package name or a directory) into this pipeline's component `target`, e.g. to start
+    the shared tok2vec of configs/spancat_rel_sourced.cfg from en_core_web_sm's `ner` encoder:
+
+        [initialize.after_init]
+        @callbacks = "spacy_ie.copy_layer_weights.v1"
+        source = ${paths.source}
+        component = "ner"
+        layer = "tok2vec"
+        target = "tok2vec"
+
+    RAISES (ValueError): from `copy_layer_weights`; (OSError) if `source` cannot be loaded.
+    """
+
+    def copy_weights(nlp: Language) -> Language:
+        from wasabi import msg
+
+        copy_layer_weights(spacy.load(source), component, layer, nlp, target)
+        msg.info(f"Copied the weights of '{component}'{f' ({layer})' if layer else ''} of {source} into '{target}'")
+        return nlp
+
+    return copy_weights
