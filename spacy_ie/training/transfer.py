@@ -113,7 +113,6 @@ def make_map_entity_labels(component: str, label_map: Dict[str, str]) -> Callabl
     return map_labels
 
 
-
 def copy_layer_weights(source: Language, component: str, layer: Optional[str], nlp: Language, target: str) -> None:
     """Copy the weights of `source`'s component `component` (its model's `layer` ref, or the
     whole model when `layer` is None) into `nlp`'s component `target`, whose model must have
