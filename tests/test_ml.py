@@ -182,19 +182,6 @@ def test_classify_pairs_factored_inference_equals_plain(hidden_width):
     assert backprop(ops.alloc2f(7, 3)).shape == features.shape
 
 
-def test_relation_model_predict_equals_training_forward():
-    fix_random_seed(4)
-    docs, candidates = _docs_and_candidates()
-    tok2vec = fixed_tokvecs(sum(len(d) for d in docs), 4)
-    model = build_relation_model(tok2vec, hidden_width=6, dropout=0.0, label_width=3,
-                                 distance_width=2, context_window=2, nO=3)
-    model.initialize(X=(docs, candidates))
-    trained, _ = model.begin_update((docs, candidates))
-    predicted = model.predict((docs, candidates))
-    numpy.testing.assert_allclose(predicted.logits, trained.logits, rtol=1e-5, atol=1e-6)
-    numpy.testing.assert_allclose(predicted.attention, trained.attention, rtol=1e-5, atol=1e-6)
-
-
 def fixed_tokvecs(n_tokens: int, width: int) -> Model[List[Doc], List[numpy.ndarray]]:
     """A stand-in tok2vec whose token vectors are one parameter W (n_tokens, width), split by
     Doc: its gradient is the gradient of the whole relation model with respect to its input."""
@@ -256,6 +243,10 @@ def test_relation_model_gradients_end_to_end():
     assert scores.logits.shape == (4, 3)
     assert scores.contexts.tolist() == [[0, 5], [0, 5], [0, 6], [0, 4]]
     assert scores.attention.shape == (5 + 5 + 6 + 4,)
+    # inference (CPU: dense context blocks, classify_pairs) equals the training forward
+    predicted = model.predict((docs, candidates))
+    numpy.testing.assert_allclose(predicted.logits, scores.logits, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(predicted.attention, scores.attention, rtol=1e-5, atol=1e-6)
     R = numpy.random.randn(4, 3).astype("float32")
     backprop(ops.asarray2f(R))
     W = tok2vec.get_param("W")
