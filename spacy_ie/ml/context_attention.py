@@ -163,10 +163,11 @@ def _context_blocks(idx: numpy.ndarray, lengths: numpy.ndarray) -> Optional[_Blo
     if not numpy.array_equal(runs, idx):
         return None
     order = numpy.argsort(starts, kind="stable")
-    bins = starts[order] // BLOCK_TOKENS
+    sorted_starts = starts[order]
+    bins = sorted_starts // BLOCK_TOKENS
     bounds = numpy.concatenate(([0], numpy.flatnonzero(numpy.diff(bins)) + 1, [len(order)]))
     block_of = numpy.repeat(numpy.arange(len(bounds) - 1), numpy.diff(bounds))
-    block_starts = starts[order][bounds[:-1]]
+    block_starts = sorted_starts[bounds[:-1]]
     block_ends = numpy.maximum.reduceat(ends[order], bounds[:-1])
     widths = block_ends - block_starts
     offsets = numpy.concatenate(([0], numpy.cumsum(numpy.diff(bounds) * widths)))
