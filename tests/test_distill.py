@@ -8,7 +8,7 @@ from spacy.tokens import DocBin, Span
 from typer.testing import CliRunner
 
 from spacy_ie.cli import app
-from spacy_ie.training.distill import TEACHER_DOCS, complete_entities, distill
+from spacy_ie.training.distill import TEACHER_DOCS, complete_entities, distill, gold_copies
 from conftest import REPO_ROOT, SMALL_OVERRIDES, stderr_has
 
 CONFIG = REPO_ROOT / "configs" / "ner_rel_tok2vec.cfg"
@@ -78,21 +78,44 @@ def test_distill_trains_a_student_on_the_teachers_annotations(tmp_path, trained_
     assert again.reused_annotations and again.n_relations == summary.n_relations
 
 
-def test_distill_with_gold_train_and_dev(tmp_path, trained_pipeline, teacher, raw_text, demo_corpus):
+@pytest.mark.parametrize("gold_share", [0.0, 0.5])
+def test_distill_with_gold_train_and_dev(tmp_path, trained_pipeline, teacher, raw_text, demo_corpus, gold_share):
     gold = list(DocBin().from_disk(demo_corpus["train"]).get_docs(teacher.vocab))[:6]
     gold_path = tmp_path / "gold.spacy"
     DocBin(docs=gold, store_user_data=True).to_disk(gold_path)
     out = tmp_path / "distilled"
     overrides = {**STUDENT_OVERRIDES, "paths.train": str(gold_path), "paths.dev": str(demo_corpus["dev"])}
-    summary = distill(trained_pipeline, raw_text, CONFIG, out, overrides=overrides, show_progress=False)
+    summary = distill(trained_pipeline, raw_text, CONFIG, out, overrides=overrides, gold_share=gold_share,
+                      show_progress=False)  # fmt: skip
     assert not (out / "dev.spacy").exists()
     assert summary.dev_source == "gold" and summary.n_dev > 0
     # the six gold texts are also raw lines: their gold Docs replace the teacher's
     train = list(DocBin().from_disk(out / "train.spacy").get_docs(teacher.vocab))
     assert (summary.n_teacher_train, summary.n_gold_train) == (14, 6)
-    assert [d.text for d in train[14:]] == [d.text for d in gold]
-    assert [relation_tuples(d) for d in train[14:]] == [relation_tuples(d) for d in gold]
     assert len({d.text for d in train}) == 20
+    teacher_tokens = sum(len(d) for d in train[:14])
+    gold_tokens = sum(len(d) for d in gold)
+    # the gold Docs follow the teacher's, as many times as it takes to reach the share
+    assert summary.gold_copies == (1 if gold_share == 0 else gold_copies(teacher_tokens, gold_tokens, gold_share))
+    assert (summary.gold_copies > 1) == (gold_share > 0)
+    assert len(train) == 14 + 6 * summary.gold_copies
+    for copy in range(summary.gold_copies):
+        repeated = train[14 + 6 * copy : 20 + 6 * copy]
+        assert [d.text for d in repeated] == [d.text for d in gold]
+        assert [relation_tuples(d) for d in repeated] == [relation_tuples(d) for d in gold]
+    share = summary.gold_copies * gold_tokens / (summary.gold_copies * gold_tokens + teacher_tokens)
+    assert share >= gold_share
+
+
+def test_gold_copies():
+    assert gold_copies(900, 100, 0.5) == 9  # 900 / 1800
+    assert gold_copies(901, 100, 0.5) == 10
+    assert gold_copies(100, 300, 0.5) == 1  # already above the share: once
+    assert gold_copies(900, 100, 0.75) == 27
+    assert gold_copies(900, 100, 0.0) == gold_copies(900, 0, 0.5) == 1
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="gold_share"):
+            gold_copies(900, 100, bad)
 
 
 def test_distill_errors(tmp_path, trained_pipeline):
@@ -106,6 +129,8 @@ def test_distill_errors(tmp_path, trained_pipeline):
         distill(trained_pipeline, nothing, CONFIG, tmp_path / "b", show_progress=False)
     with pytest.raises(ValueError, match="heldout_every"):
         distill(trained_pipeline, nothing, CONFIG, tmp_path / "c", heldout_every=1)
+    with pytest.raises(ValueError, match="gold_share"):
+        distill(trained_pipeline, nothing, CONFIG, tmp_path / "d", gold_share=1.0)
 
 
 def test_distill_cli_errors(tmp_path, trained_pipeline, raw_text):

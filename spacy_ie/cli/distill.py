@@ -8,7 +8,7 @@ from spacy.cli._util import parse_config_overrides
 from spacy.util import is_package
 
 from ..records import InputError
-from ..training.distill import DEFAULT_HELDOUT_EVERY, DEFAULT_SPANS_KEY, distill
+from ..training.distill import DEFAULT_GOLD_SHARE, DEFAULT_HELDOUT_EVERY, DEFAULT_SPANS_KEY, distill
 from ..util import PipelineLoadError
 from ._app import app, fail
 
@@ -34,6 +34,9 @@ def distill_cli(
     heldout_every: Annotated[
         int, typer.Option("--heldout-every", help="Without --paths.dev: every Nth teacher document is the dev set.")
     ] = DEFAULT_HELDOUT_EVERY,
+    gold_share: Annotated[
+        float, typer.Option("--gold-share", help="With --paths.train: repeat the gold documents until they are this share of the training tokens (0: once; below 1).")
+    ] = DEFAULT_GOLD_SHARE,
     spans_key: Annotated[
         str, typer.Option("--spans-key", help="The span group that holds the entities (spancat teachers and students).")
     ] = DEFAULT_SPANS_KEY,
@@ -46,7 +49,8 @@ def distill_cli(
     bar), then train STUDENT_CONFIG on those annotations with spacy train. Extra arguments are
     config overrides, as for spacy train: --paths.train GOLD.spacy adds gold training data,
     --paths.dev GOLD.spacy selects the student on gold data (without it, on a held-out slice of
-    the teacher's annotations). A re-run with the same teacher and text reuses the annotations.
+    the teacher's annotations). The gold documents are repeated to --gold-share of the
+    training tokens. A re-run with the same teacher and text reuses the annotations.
     """
     if not Path(teacher).exists() and not is_package(teacher):
         fail(f"No such pipeline directory or package: {teacher}")
@@ -59,7 +63,7 @@ def distill_cli(
     try:
         distill(
             teacher, raw_text, student_config, output, overrides=overrides, use_gpu=gpu_id,
-            spans_key=spans_key, heldout_every=heldout_every, paragraphs=paragraphs,
+            spans_key=spans_key, heldout_every=heldout_every, gold_share=gold_share, paragraphs=paragraphs,
         )  # fmt: skip
     except InputError as err:
         fail("Cannot read the raw text", str(err))

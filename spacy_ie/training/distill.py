@@ -16,11 +16,13 @@ Output directory (``OUTPUT``)::
                     the same teacher and raw text: see `TEACHER_META`)
     teacher.json    what it was made from
     train.spacy     the student's training Docs: teacher-annotated documents (less the dev
-                    slice, less texts that the gold data has) + the gold training Docs
+                    slice, less texts that the gold data has) + the gold training Docs, repeated
+                    to `DEFAULT_GOLD_SHARE` of the tokens (see `gold_copies`)
     dev.spacy       only without a gold dev set: every `heldout_every`-th teacher document
     model-best/, model-last/   ``spacy train``'s output
 """
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
@@ -39,6 +41,7 @@ TEACHER_DOCS = "teacher.spacy"
 TEACHER_META = "teacher.json"
 DEFAULT_SPANS_KEY = "entities"
 DEFAULT_HELDOUT_EVERY = 10
+DEFAULT_GOLD_SHARE = 0.5
 
 
 @dataclass
@@ -46,14 +49,16 @@ class DistillSummary:
     """What `distill` trained on: raw documents the teacher annotated (`n_annotated`), with
     entities and relations in them; teacher documents in the student's training set
     (`n_teacher_train`: less the dev slice and the texts the gold data has) and gold training
-    documents (`n_gold_train`); the dev set (`dev_source`: "gold" or "teacher", `n_dev`
-    documents); whether the teacher's annotations were reused from an earlier run."""
+    documents (`n_gold_train`), each `gold_copies` times in the training set; the dev set
+    (`dev_source`: "gold" or "teacher", `n_dev` documents); whether the teacher's annotations
+    were reused from an earlier run."""
 
     n_annotated: int = 0
     n_entities: int = 0
     n_relations: int = 0
     n_teacher_train: int = 0
     n_gold_train: int = 0
+    gold_copies: int = 1
     n_dev: int = 0
     dev_source: str = "teacher"
     reused_annotations: bool = False
@@ -71,6 +76,27 @@ def complete_entities(doc: Doc, spans_key: str = DEFAULT_SPANS_KEY) -> Doc:
     elif doc.ents and (group is None or not len(group)):
         doc.spans[spans_key] = list(doc.ents)
     return doc
+
+
+def gold_copies(n_teacher_tokens: int, n_gold_tokens: int, gold_share: float) -> int:
+    """How many copies of the gold training documents make them at least `gold_share` of the
+    student's training tokens (the batches are sized in words, so tokens are what the updates
+    see): the smallest k >= 1 with ``k * gold / (k * gold + teacher) >= gold_share``. Gold text
+    is usually far smaller than the raw text (CoNLL04 train: 3% of the documents beside the
+    pretraining text), and at its natural share a student learns the gold labels slowly: in
+    BENCHMARKS.md ("Distillation, first run") 4,000 steps at 3% gave 34.5 end-to-end F1 on
+    CoNLL04 test, far below the same config trained on gold alone. Repeating the gold data is the usual mix of
+    labelled and pseudo-labelled data in self-training (Xie et al. 2020 sample the two in a
+    fixed ratio per batch).
+
+    RETURNS (int): 1 when `gold_share` is 0 or there is no gold text.
+    RAISES (ValueError): `gold_share` outside [0, 1).
+    """
+    if not 0.0 <= gold_share < 1.0:
+        raise ValueError(f"distill: gold_share must be in [0, 1), not {gold_share}")
+    if gold_share == 0.0 or n_gold_tokens == 0:
+        return 1
+    return max(1, math.ceil(gold_share * n_teacher_tokens / ((1.0 - gold_share) * n_gold_tokens)))
 
 
 def annotate(
@@ -114,6 +140,7 @@ def distill(
     use_gpu: int = -1,
     spans_key: str = DEFAULT_SPANS_KEY,
     heldout_every: int = DEFAULT_HELDOUT_EVERY,
+    gold_share: float = DEFAULT_GOLD_SHARE,
     paragraphs: bool = False,
     batch_size: int = 64,
     show_progress: bool = True,
@@ -133,8 +160,10 @@ def distill(
         gold wins); ``paths.dev`` (gold Docs) selects the student's model-best. Without
         ``paths.dev``, every `heldout_every`-th teacher document is held out as the dev set
         (``dev.spacy``): the student is then selected on agreement with the teacher.
+    gold_share: the gold training documents are repeated until they are at least this share
+        of the training tokens (`gold_copies`); 0 adds them once.
     RETURNS (DistillSummary): the counts.
-    RAISES (ValueError): `heldout_every` below 2, raw text without any document, or a teacher
+    RAISES (ValueError): `heldout_every` below 2, `gold_share` outside [0, 1), raw text without any document, or a teacher
         that found no relation in it. (spacy_ie.records.InputError): unreadable raw text.
         (spacy_ie.util.PipelineLoadError): a teacher that does not load.
     """
@@ -145,6 +174,7 @@ def distill(
 
     if heldout_every < 2:
         raise ValueError(f"distill: heldout_every must be >= 2, not {heldout_every}")
+    gold_copies(0, 0, gold_share)  # validates it before the teacher's annotation
     output_dir, raw_path = Path(output_dir), Path(raw_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     overrides = dict(overrides or {})
@@ -206,11 +236,14 @@ def distill(
     gold_docs = _read(gold_train, vocab) if gold_train is not None else []
     gold_texts = {doc.text for doc in gold_docs}
     teacher_docs = [doc for doc in teacher_docs if doc.text not in gold_texts]
+    copies = gold_copies(sum(map(len, teacher_docs)), sum(map(len, gold_docs)), gold_share)
     summary.n_teacher_train, summary.n_gold_train = len(teacher_docs), len(gold_docs)
+    summary.gold_copies = copies
     train_path = output_dir / "train.spacy"
-    DocBin(docs=teacher_docs + gold_docs, store_user_data=True).to_disk(train_path)
+    DocBin(docs=teacher_docs + gold_docs * copies, store_user_data=True).to_disk(train_path)
+    repeated = f", each {copies} times (--gold-share {gold_share})" if copies > 1 else ""
     msg.good(f"Student training set: {len(teacher_docs):,} teacher-annotated + "
-             f"{len(gold_docs):,} gold documents ({train_path})")  # fmt: skip
+             f"{len(gold_docs):,} gold documents{repeated} ({train_path})")  # fmt: skip
     (output_dir / "distill.json").write_text(json.dumps(asdict(summary), indent=2))
 
     # 3. The student.
