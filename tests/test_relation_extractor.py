@@ -391,10 +391,24 @@ def test_unreachable_gold_relations_warn_once_with_counts(nlp):
     assert "2 because their (head label, tail label) is outside the type constraints" in message
 
 
+def _cross_entropy_sum(logits, truths, weights, exclusive):
+    """The summed (weighted) cross-entropy of `logits`: the reference for get_loss."""
+    if exclusive:
+        probs = numpy.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        row_weights = (truths * weights).sum(axis=1, keepdims=True)
+        return -(row_weights * truths * numpy.log(probs + 1e-7)).sum(), probs
+    probs = 1 / (1 + numpy.exp(-logits))
+    terms = weights * truths * numpy.log(probs + 1e-7) + (1 - truths) * numpy.log(1 - probs + 1e-7)
+    return -terms.sum(), probs
+
+
 @pytest.mark.parametrize("exclusive", [False, True])
-def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
+@pytest.mark.parametrize("class_weights", [None, {"WORKS_FOR": 3.0}])
+def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive, class_weights):
     examples = make_examples(nlp)
-    rel = nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "exclusive_classes": exclusive})
+    config = {"model": SMALL_MODEL, "exclusive_classes": exclusive, "class_weights": class_weights}
+    rel = nlp.add_pipe("relation_extractor", config=config)
     train(nlp, examples, steps=3)
     candidates = rel.training_candidates(examples)
     scores = rel.model.predict(([eg.predicted for eg in examples], candidates))
@@ -412,17 +426,34 @@ def test_get_loss_is_the_cross_entropy_that_update_uses(nlp, exclusive):
         offset += n
     if exclusive:
         truths[:, -1] = truths.sum(axis=1) == 0
-        probs = numpy.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        expected = -(truths * numpy.log(probs + 1e-7)).sum(axis=1).mean()
-    else:
-        probs = 1 / (1 + numpy.exp(-logits))
-        expected = -(truths * numpy.log(probs + 1e-7) + (1 - truths) * numpy.log(1 - probs + 1e-7)).mean()
-    assert truths[:, : len(labels)].sum() == sum(len(eg.reference._.relations) for eg in examples)
-    assert loss == pytest.approx(expected, rel=1e-4)
-    numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
+    weights = numpy.ones((1, logits.shape[1]))
+    for label, weight in (class_weights or {}).items():
+        weights[0, labels.index(label)] = weight
+    assert truths[:, labels.index("WORKS_FOR")].sum() > 0  # the weighted label has positives
+    total, probs = _cross_entropy_sum(logits, truths, weights, exclusive)
+    # reported: the mean over pairs (softmax) or over pairs and labels (sigmoids)
+    assert loss == pytest.approx(total / (len(logits) if exclusive else logits.size), rel=1e-4)
+    # d_logits: the gradient of the sum, here by central differences
+    numeric = numpy.zeros_like(logits)
+    for index in numpy.ndindex(*logits.shape):
+        step = numpy.zeros_like(logits)
+        step[index] = 1e-5
+        up, _ = _cross_entropy_sum(logits + step, truths, weights, exclusive)
+        down, _ = _cross_entropy_sum(logits - step, truths, weights, exclusive)
+        numeric[index] = (up - down) / 2e-5
+    numpy.testing.assert_allclose(d_logits, numeric, atol=1e-4)
+    if class_weights is None:
+        numpy.testing.assert_allclose(d_logits, probs - truths, atol=1e-5)
     losses = rel.update(examples, losses={})  # update reports the same loss (no dropout, no step)
     assert losses["relation_extractor"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_class_weights_errors(nlp):
+    with pytest.raises(ValueError, match="class_weights must be positive"):
+        nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "class_weights": {"WORKS_FOR": 0.0}})
+    nlp.add_pipe("relation_extractor", config={"model": SMALL_MODEL, "class_weights": {"WORKSFOR": 2.0}})
+    with pytest.raises(ValueError, match=r"class_weights for unknown labels \['WORKSFOR'\]"):
+        nlp.initialize(lambda: make_examples(nlp))
 
 
 # --- odd span groups (empty, duplicate, nested, whole-doc spans) and random thresholds --------------

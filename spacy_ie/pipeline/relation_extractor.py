@@ -48,6 +48,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)
         "symmetric_labels": [],
         "store_attention": False,
         "train_on_predicted": False,
+        "class_weights": None,
         "scorer": {"@scorers": "spacy_ie.relation_scorer.v1"},
     },
     default_score_weights={
@@ -71,6 +72,7 @@ def make_relation_extractor(
     store_attention: bool,
     scorer: Optional[Callable],
     train_on_predicted: bool = False,
+    class_weights: Optional[Dict[str, float]] = None,
 ) -> "RelationExtractor":
     """Create a `RelationExtractor` (see its docstring for the settings)."""
     return RelationExtractor(
@@ -86,6 +88,7 @@ def make_relation_extractor(
         symmetric_labels=symmetric_labels,
         store_attention=store_attention,
         train_on_predicted=train_on_predicted,
+        class_weights=class_weights,
         scorer=scorer,
     )
 
@@ -273,6 +276,13 @@ class RelationExtractor(TrainablePipe):
     spans never show it. Their entities must be on the predicted Docs: from entities predicted
     by models that did not see those texts (k-fold: `python -m spacy_ie cross-annotate`, read by
     `spacy_ie.RelationCorpus.v1`'s `predicted_entities`), or from an annotating `ner`.
+
+    `class_weights` (label -> weight, default 1) weighs the loss of each label's positive
+    examples, for rare labels: with sigmoids, the positive term of the label's binary
+    cross-entropy (PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``); with a softmax, the
+    cross-entropy of the pairs whose gold label it is (``CrossEntropyLoss(weight=...)``, the
+    no-relation class weighing 1). Inverse class frequency (King & Zeng 2001; scikit-learn's
+    ``class_weight="balanced"``) is the usual start.
     """
 
     def __init__(
@@ -290,11 +300,17 @@ class RelationExtractor(TrainablePipe):
         symmetric_labels: Sequence[str] = (),
         store_attention: bool = False,
         train_on_predicted: bool = False,
+        class_weights: Optional[Dict[str, float]] = None,
         scorer: Optional[Callable] = None,
     ) -> None:
+        """RAISES (ValueError): a `threshold` outside [0, 1], or a class weight that is not
+        positive."""
         register_extensions()
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        bad = {label: w for label, w in (class_weights or {}).items() if not w > 0}
+        if bad:
+            raise ValueError(f"[{name}] class_weights must be positive, got {bad}")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -310,6 +326,7 @@ class RelationExtractor(TrainablePipe):
             "symmetric_labels": list(symmetric_labels),
             "store_attention": store_attention,
             "train_on_predicted": train_on_predicted,
+            "class_weights": dict(class_weights or {}),
             "type_constraints": self.candidates.to_dict(),
         }
 
@@ -453,7 +470,8 @@ class RelationExtractor(TrainablePipe):
     ) -> Tuple[float, Floats2d]:
         """Loss and gradient of the logits for `scores` = (candidates, model output), the
         candidates usually from `training_candidates`: binary cross-entropy over sigmoids, or
-        cross-entropy over a softmax with a no-relation class (`exclusive_classes`).
+        cross-entropy over a softmax with a no-relation class (`exclusive_classes`); a label's
+        positive examples weighted by its `class_weights` entry.
 
         RETURNS (Tuple[float, Floats2d]): the loss, averaged over pairs and labels (for
             reporting), and d_logits (n_pairs, nO), the gradient of the loss SUMMED over them
@@ -469,16 +487,29 @@ class RelationExtractor(TrainablePipe):
             return 0.0, ops.alloc2f(*logits.shape)
         truths = ops.asarray2f(truths)
         eps = 1e-7
+        weights = self._class_weights()
         if self.cfg["exclusive_classes"]:
             probs = ops.softmax(logits)
-            loss = -(truths * ops.xp.log(probs + eps)).sum(axis=1).mean()
-        else:
-            probs = ops.sigmoid(logits)
-            loss = -(
-                truths * ops.xp.log(probs + eps) + (1 - truths) * ops.xp.log(1 - probs + eps)
-            ).mean()
-        # d(cross-entropy)/d(logits) for both the sigmoid and the softmax case.
-        return float(loss), probs - truths
+            # each pair's loss times the weight of its gold class
+            row_weights = (truths * weights).sum(axis=1, keepdims=True) if weights is not None else 1.0
+            loss = -(row_weights * truths * ops.xp.log(probs + eps)).sum(axis=1).mean()
+            return float(loss), row_weights * (probs - truths)
+        probs = ops.sigmoid(logits)
+        positive = truths * weights if weights is not None else truths
+        loss = -(positive * ops.xp.log(probs + eps) + (1 - truths) * ops.xp.log(1 - probs + eps)).mean()
+        # d/d(logits) of -(w y log p + (1 - y) log(1 - p)) = p (w y + 1 - y) - w y; p - y at w = 1
+        if weights is None:
+            return float(loss), probs - truths
+        return float(loss), probs * (positive + 1 - truths) - positive
+
+    def _class_weights(self) -> Optional[Floats2d]:
+        """(1, nO) weight of each output column from `class_weights` (1 when a label has none;
+        1 for the no-relation column), or None without any class weight."""
+        given = self.cfg.get("class_weights") or {}  # absent in older models
+        if not given:
+            return None
+        weights = [given.get(label, 1.0) for label in self.labels] + [1.0] * self.cfg["exclusive_classes"]
+        return self.model.ops.asarray2f([weights])
 
     def _truths(self, examples: List[Example], candidates: Candidates) -> numpy.ndarray:
         """Targets of the candidates: (n_pairs, n_outputs), with a last no-relation column for
@@ -518,7 +549,8 @@ class RelationExtractor(TrainablePipe):
         """Collect the labels (from the gold `doc._.relations`, unless given), learn the
         candidates' type constraints when asked, and initialize the model.
 
-        RAISES (ValueError): if there are no labels.
+        RAISES (ValueError): if there are no labels, or `class_weights` names a label that is
+            not one of them.
         """
         validate_get_examples(get_examples, "RelationExtractor.initialize")
         if labels is None:
@@ -530,6 +562,9 @@ class RelationExtractor(TrainablePipe):
                 f"[{self.name}] No relation labels: the training data has no doc._.relations "
                 "(convert it with `python -m spacy_ie convert`) and no labels were given."
             )
+        unknown = sorted(set(self.cfg.get("class_weights") or {}) - set(self.labels))
+        if unknown:
+            raise ValueError(f"[{self.name}] class_weights for unknown labels {unknown}; the labels are {list(self.labels)}")
         self.candidates.initialize(
             (r.label, r.head.label_, r.tail.label_)
             for eg in get_examples()
