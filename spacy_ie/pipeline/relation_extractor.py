@@ -497,9 +497,7 @@ class RelationExtractor(TrainablePipe):
         probs = ops.sigmoid(logits)
         positive = truths * weights if weights is not None else truths
         loss = -(positive * ops.xp.log(probs + eps) + (1 - truths) * ops.xp.log(1 - probs + eps)).mean()
-        # d/d(logits) of -(w y log p + (1 - y) log(1 - p)) = p (w y + 1 - y) - w y; p - y at w = 1
-        if weights is None:
-            return float(loss), probs - truths
+        # d/d(logits) of -(w y log p + (1 - y) log(1 - p)) = p (w y + 1 - y) - w y: p - y at w = 1
         return float(loss), probs * (positive + 1 - truths) - positive
 
     def _class_weights(self) -> Optional[Floats2d]:
