@@ -39,15 +39,17 @@ def entity_f(ner_scores: Dict[str, Any]) -> Optional[float]:
 
 
 def plot(rows: Dict[str, Dict[str, Any]], path: Path, title: str) -> None:
-    """End-to-end F1 against CPU words/s (log scale), one labelled point per pipeline."""
+    """End-to-end F1 against CPU words/s (log scale), one labelled point per pipeline; labels
+    alternate above and below the points in words/s order, so that neighbours do not overlap."""
     Figure, Canvas = _matplotlib()
     fig = Figure(figsize=(6.4, 4.2))
     Canvas(fig)
     ax = fig.add_subplot(1, 1, 1)
+    by_speed = sorted(rows, key=lambda name: rows[name]["wps_cpu"])
     for name, row in rows.items():
         ax.scatter(row["wps_cpu"], row["rel_micro_f"])
         ax.annotate(name, (row["wps_cpu"], row["rel_micro_f"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)  # fmt: skip
+                    xytext=(5, 4 if by_speed.index(name) % 2 == 0 else -11), fontsize=8)  # fmt: skip
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.15)  # room for the labels
     ax.set_xlabel("CPU words per second (one thread, log scale)")
