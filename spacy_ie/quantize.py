@@ -6,22 +6,39 @@ pipeline holds through spacy-transformers' `HFShim`: the shared ``transformer`` 
 (``spacy_ie.TypedMarkerRelationModel.v1``). That is the query, key, value and output
 projections of self-attention and both feed-forward layers of every transformer block (and the
 pooler). Each weight matrix is stored as int8 with one scale per output row (or per matrix,
-`per_channel` false); at run time each layer's input is quantized to 8 bits with one scale
-taken from that input's own range (hence "dynamic": nothing is calibrated beforehand),
-multiplied in int8 with int32 accumulation, and returned as float32. The embeddings, the layer norms, the attention products (softmax(QK^T)V)
+`per_channel` false); at run time each layer's input is quantized to 8 bits with scales
+taken from that input's own range (hence "dynamic": nothing is calibrated beforehand; one
+scale per wordpiece or one per call, below), multiplied in int8 with int32 accumulation, and
+returned as float32. The embeddings, the layer norms, the attention products (softmax(QK^T)V)
 and everything outside the transformers (the relation classifier, ``ner``, ...) stay float32.
 Shapes are unchanged: the transformer's hidden states are (n_passes, n_wordpieces, width) as
 before, so every listener and model after it runs as with the float32 pipeline.
 
-Method: PyTorch post-training dynamic quantization (``torch.ao.quantization.quantize_dynamic``;
+Two schemes for the activations (``activations``):
+
+- ``"per_token"`` (the default): each row of a layer's input (one wordpiece) gets its own
+  scale, from its own largest absolute value; symmetric int8 for both operands, the product in
+  int32 by ``torch._int_mm`` (the kernel torchao's int8 dynamic quantization uses), scaled back
+  per row and per output column (`Int8Linear`). ZeroQuant's token-wise activation quantization
+  (Yao et al. 2022, "ZeroQuant: Efficient and Affordable Post-Training Quantization for
+  Large-Scale Transformers", Sec. 4.1) and LLM.int8's vector-wise quantization (Dettmers et al.
+  2022, Sec. 3.1): a wordpiece with an outlier channel costs only its own row resolution.
+- ``"per_tensor"``: PyTorch's dynamic quantization, one scale for the whole input of a call
+  (all the wordpieces of a batch; see the method below).
+
+On the hidden-layer MiniLM joint pipeline (CoNLL04 dev, seed 0), per tensor lost 3.4 points
+end to end and per token 0.2, at about 10% fewer words/s (BENCHMARKS.md).
+
+Method (``per_tensor``): PyTorch post-training dynamic quantization (``torch.ao.quantization.quantize_dynamic``;
 https://pytorch.org/docs/stable/quantization.html, and the "Dynamic quantization on BERT"
 tutorial, https://pytorch.org/tutorials/intermediate/dynamic_quantization_bert_tutorial.html).
 Zafrir et al. 2019, "Q8BERT: Quantized 8Bit BERT", quantize the same fully connected layers
 (and the embeddings) to 8 bits, with quantization-aware training; here nothing is retrained.
 torchao's ``quantize_`` (``Int8DynamicActivationInt8WeightConfig``), which PyTorch names as the
 successor of ``torch.ao.quantization``, ran all-MiniLM-L6-v2 slower than float32 in eager mode
-on this project's CPU (its int8 kernels need ``torch.compile``), so the eager ``torch.ao`` path
-is kept; its deprecation warnings are silenced around our own calls.
+on this project's CPU (its int8 kernels need ``torch.compile``). So ``per_tensor`` uses the
+eager ``torch.ao`` path (its deprecation warnings are silenced around our own calls), and
+``per_token`` calls the same int8 product as torchao, ``torch._int_mm``, from `Int8Linear`.
 
 How it is saved (the output is a normal spaCy pipeline directory, loaded by ``spacy.load``
 with no extra code): each quantized component's model block in ``config.cfg`` is wrapped in
@@ -88,10 +105,64 @@ def _quiet_torch_deprecations() -> Iterator[None]:
         yield
 
 
-def quantize_module(module: torch.nn.Module, per_channel: bool = True) -> torch.nn.Module:
-    """Replace every ``torch.nn.Linear`` of `module` by its dynamically quantized int8
-    counterpart (``torch.ao.nn.quantized.dynamic.Linear``), in place, and return the module in
-    eval mode. Input and output shapes are unchanged; the module must be on the CPU.
+class Int8Linear(torch.nn.Module):
+    """A ``torch.nn.Linear`` run in int8 with one activation scale per input row (the
+    ``per_token`` scheme of the module docstring).
+
+    Weights: symmetric int8, one scale per output row (`per_channel`) or one for the matrix,
+    stored transposed, (in_features, out_features), as ``torch._int_mm`` takes them. Forward:
+    x (..., in_features) float32 -> each row scaled by its largest absolute value / 127 and
+    rounded to int8 -> int8 x int8 product with int32 accumulation -> float32, times the row's
+    and the column's scales, plus the float32 bias -> (..., out_features). No gradient.
+    Source: ZeroQuant (Yao et al. 2022, Sec. 4.1), LLM.int8 (Dettmers et al. 2022, Sec. 3.1).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, per_channel: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.per_channel = in_features, out_features, per_channel
+        self.register_buffer("weight_int8", torch.zeros(in_features, out_features, dtype=torch.int8))
+        self.register_buffer("weight_scale", torch.ones(out_features))
+        self.register_buffer("bias", torch.zeros(out_features) if bias else None)
+
+    @classmethod
+    def from_float(cls, linear: torch.nn.Linear, per_channel: bool = True) -> "Int8Linear":
+        """The int8 copy of `linear` (weights quantized, bias kept float32)."""
+        new = cls(linear.in_features, linear.out_features, linear.bias is not None, per_channel)
+        with torch.no_grad():
+            weight = linear.weight.detach().float()
+            limit = weight.abs().amax(dim=1) if per_channel else weight.abs().amax().expand(weight.shape[0])
+            scale = limit.clamp(min=1e-12) / 127
+            new.weight_int8.copy_(torch.round(weight / scale[:, None]).t().to(torch.int8))
+            new.weight_scale.copy_(scale)
+            if linear.bias is not None:
+                new.bias.copy_(linear.bias.detach())
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127)
+        rows_int8 = torch.div(rows, scale).round_().to(torch.int8)
+        out = torch._int_mm(rows_int8, self.weight_int8).float()
+        out.mul_(scale).mul_(self.weight_scale)
+        if self.bias is not None:
+            out.add_(self.bias)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+ACTIVATION_SCHEMES = ("per_token", "per_tensor")
+# The int8 Linear layers `quantize_module` writes, one per scheme.
+INT8_LINEAR = (Int8Linear, torch.ao.nn.quantized.dynamic.Linear)
+
+
+def quantize_module(
+    module: torch.nn.Module, per_channel: bool = True, activations: str = "per_token"
+) -> torch.nn.Module:
+    """Replace every ``torch.nn.Linear`` of `module` by an int8 counterpart, in place, and
+    return the module in eval mode. Input and output shapes are unchanged; the module must be
+    on the CPU.
 
     per_channel (bool): one int8 scale per output row of each weight matrix (PyTorch's
         ``per_channel_dynamic_qconfig``), else one per matrix (``default_dynamic_qconfig``).
@@ -99,11 +170,22 @@ def quantize_module(module: torch.nn.Module, per_channel: bool = True) -> torch.
         resolution beside a row of large ones (Krishnamoorthi 2018, "Quantizing deep
         convolutional networks for efficient inference: A whitepaper", Sec. 3.1); on the
         rel_component MiniLM pipeline it lost less than per tensor (BENCHMARKS.md).
-    RAISES (ValueError): if the module is on another device (the int8 kernels are CPU only).
+    activations (str): ``"per_token"``, `Int8Linear` (one scale per input row), or
+        ``"per_tensor"``, PyTorch's ``torch.ao.nn.quantized.dynamic.Linear`` (one scale per call).
+    RAISES (ValueError): if the module is on another device (the int8 kernels are CPU only), or
+        `activations` is not one of the schemes.
     """
+    if activations not in ACTIVATION_SCHEMES:
+        raise ValueError(f"activations must be one of {', '.join(ACTIVATION_SCHEMES)}, got {activations!r}")
     devices = {p.device.type for p in module.parameters()}
     if devices - {"cpu"}:
         raise ValueError(f"int8 dynamic quantization runs on the CPU; the transformer is on {sorted(devices)}")
+    if activations == "per_token":
+        for parent in list(module.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is torch.nn.Linear:
+                    setattr(parent, name, Int8Linear.from_float(child, per_channel))
+        return module.eval()
     qconfig = (
         torch.ao.quantization.per_channel_dynamic_qconfig
         if per_channel
@@ -121,7 +203,7 @@ def is_quantized(module: Optional[torch.nn.Module]) -> bool:
     if module is None:
         return False
     kinds = [type(m) for m in module.modules()]
-    return torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds
+    return bool(set(kinds) & set(INT8_LINEAR)) and torch.nn.Linear not in kinds
 
 
 def count_linear(module: torch.nn.Module) -> Dict[str, int]:
@@ -129,7 +211,7 @@ def count_linear(module: torch.nn.Module) -> Dict[str, int]:
     kinds = [type(m) for m in module.modules()]
     return {
         "float32": kinds.count(torch.nn.Linear),
-        "int8": kinds.count(torch.ao.nn.quantized.dynamic.Linear),
+        "int8": sum(kinds.count(kind) for kind in INT8_LINEAR),
     }
 
 
@@ -137,11 +219,12 @@ class _QuantizedAutoModel:
     """``AutoModel`` whose ``from_config`` returns the model already quantized, so that
     `HFShim.from_bytes` loads an int8 state_dict into a module of the same structure."""
 
-    def __init__(self, per_channel: bool) -> None:
+    def __init__(self, per_channel: bool, activations: str) -> None:
         self.per_channel = per_channel
+        self.activations = activations
 
     def from_config(self, config: Any) -> torch.nn.Module:
-        return quantize_module(AutoModel.from_config(config), self.per_channel)
+        return quantize_module(AutoModel.from_config(config), self.per_channel, self.activations)
 
 
 class QuantizedHFShim(HFShim):
@@ -151,19 +234,24 @@ class QuantizedHFShim(HFShim):
     same shim: same tokenizer, config and message layout, plus one entry that says the
     weights are int8 and how they were quantized.
 
-    per_channel (bool): how a float32 transformer is quantized (`quantize_module`); saved int8
-        weights are rebuilt as they were saved.
+    per_channel (bool), activations (str): how a float32 transformer is quantized
+        (`quantize_module`); saved int8 weights are rebuilt as they were saved (a pipeline saved
+        before `activations` existed is ``"per_tensor"``).
     RAISES (ValueError, from `from_bytes`): if thinc's torch device is not the CPU.
     """
 
     per_channel: bool = True
+    activations: str = "per_token"
 
     @classmethod
-    def from_shim(cls, shim: HFShim, per_channel: bool = True) -> "QuantizedHFShim":
+    def from_shim(
+        cls, shim: HFShim, per_channel: bool = True, activations: str = "per_token"
+    ) -> "QuantizedHFShim":
         """The same shim (all its state, including a loaded transformer), as this class."""
         new = cls.__new__(cls)
         new.__dict__.update(shim.__dict__)
         new.per_channel = per_channel
+        new.activations = activations
         return new
 
     def quantize(self) -> None:
@@ -172,7 +260,7 @@ class QuantizedHFShim(HFShim):
         transformer = self._hfmodel.transformer
         if transformer is None or is_quantized(transformer):
             return
-        quantized = quantize_module(transformer, self.per_channel)
+        quantized = quantize_module(transformer, self.per_channel, self.activations)
         self._hfmodel.transformer = quantized
         self._model = quantized
 
@@ -181,7 +269,12 @@ class QuantizedHFShim(HFShim):
         if not is_quantized(self._hfmodel.transformer):
             return data
         msg = srsly.msgpack_loads(data)
-        msg[QUANTIZATION_KEY] = {"dtype": "qint8", "layers": "Linear", "per_channel": _is_per_channel(self._model)}
+        msg[QUANTIZATION_KEY] = {
+            "dtype": "qint8",
+            "layers": "Linear",
+            "per_channel": _is_per_channel(self._model),
+            "activations": _activations(self._model),
+        }
         return srsly.msgpack_dumps(msg)
 
     def from_bytes(self, bytes_data: bytes) -> "QuantizedHFShim":
@@ -196,7 +289,8 @@ class QuantizedHFShim(HFShim):
             )
         saved = msg.get(QUANTIZATION_KEY)
         if saved:
-            model_cls, self.model_cls = self.model_cls, _QuantizedAutoModel(bool(saved["per_channel"]))
+            scheme = _QuantizedAutoModel(bool(saved["per_channel"]), saved.get("activations", "per_tensor"))
+            model_cls, self.model_cls = self.model_cls, scheme
             try:
                 with _quiet_torch_deprecations():
                     super().from_bytes(bytes_data)
@@ -211,9 +305,16 @@ class QuantizedHFShim(HFShim):
 def _is_per_channel(module: torch.nn.Module) -> bool:
     """Whether the int8 Linear layers of `module` have one weight scale per output row."""
     for layer in module.modules():
+        if isinstance(layer, Int8Linear):
+            return layer.per_channel
         if isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
             return layer.weight().qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
     return False
+
+
+def _activations(module: torch.nn.Module) -> str:
+    """The activation scheme of the int8 Linear layers of `module` (`quantize_module`)."""
+    return "per_token" if any(isinstance(m, Int8Linear) for m in module.modules()) else "per_tensor"
 
 
 def hf_shims(model: Model) -> List[HFShim]:
@@ -224,7 +325,9 @@ def hf_shims(model: Model) -> List[HFShim]:
 
 
 @registry.architectures(QUANTIZED_ARCHITECTURE)
-def build_quantized_transformer_model(model: Model, per_channel: bool = True) -> Model:
+def build_quantized_transformer_model(
+    model: Model, per_channel: bool = True, activations: str = "per_token"
+) -> Model:
     """`model` with its transformer(s) run in int8 (see the module docstring): its
     spacy-transformers shims become `QuantizedHFShim`, which quantize the transformer when it
     is loaded (from a saved pipeline, or by `initialize`). The same Model object is returned,
@@ -235,6 +338,7 @@ def build_quantized_transformer_model(model: Model, per_channel: bool = True) ->
         inference only: the int8 layers have no gradient.
     per_channel (bool): one weight scale per output row, else per matrix (`quantize_module`),
         for a transformer loaded as float32 (saved int8 weights keep their own).
+    activations (str): ``"per_token"`` or ``"per_tensor"`` (`quantize_module`), likewise.
     RETURNS (Model): `model`, quantized once its transformer is loaded.
     RAISES (NoTransformerError): if `model` holds no spacy-transformers transformer.
     """
@@ -243,7 +347,7 @@ def build_quantized_transformer_model(model: Model, per_channel: bool = True) ->
         for i, shim in enumerate(node.shims):
             if isinstance(shim, HFShim):
                 if not isinstance(shim, QuantizedHFShim):
-                    node.shims[i] = QuantizedHFShim.from_shim(shim, per_channel)
+                    node.shims[i] = QuantizedHFShim.from_shim(shim, per_channel, activations)
                 found += 1
     if not found:
         raise NoTransformerError(
@@ -262,12 +366,13 @@ def build_quantized_transformer_model(model: Model, per_channel: bool = True) ->
     return model
 
 
-def quantize_pipeline(nlp: Language, per_channel: bool = True) -> List[str]:
+def quantize_pipeline(nlp: Language, per_channel: bool = True, activations: str = "per_token") -> List[str]:
     """Quantize, in place, the transformers of every component of `nlp` that holds one (see
     the module docstring). Components without their own transformer (listeners, ``ner``,
     tok2vec pipelines) are left as they are.
 
     per_channel (bool): one weight scale per output row, else per matrix (`quantize_module`).
+    activations (str): ``"per_token"`` or ``"per_tensor"`` (`quantize_module`).
 
     RETURNS (List[str]): the names of the quantized components, in pipeline order.
     RAISES (NoTransformerError): if no component holds a transformer.
@@ -280,7 +385,7 @@ def quantize_pipeline(nlp: Language, per_channel: bool = True) -> List[str]:
         shims = hf_shims(model)
         if not shims:
             continue
-        build_quantized_transformer_model(model, per_channel)
+        build_quantized_transformer_model(model, per_channel, activations)
         for shim in hf_shims(model):
             shim.quantize()
         names.append(name)
@@ -293,7 +398,9 @@ def quantize_pipeline(nlp: Language, per_channel: bool = True) -> List[str]:
     return names
 
 
-def quantized_config(config: Config, components: List[str], per_channel: bool = True) -> Config:
+def quantized_config(
+    config: Config, components: List[str], per_channel: bool = True, activations: str = "per_token"
+) -> Config:
     """`config` (a pipeline's config.cfg, not interpolated) with the model block of each of
     `components` wrapped in ``spacy_ie.QuantizedTransformerModel.v1``; already wrapped blocks
     are left as they are."""
@@ -302,7 +409,10 @@ def quantized_config(config: Config, components: List[str], per_channel: bool = 
         block = config["components"][name]["model"]
         if block.get("@architectures") != QUANTIZED_ARCHITECTURE:
             config["components"][name]["model"] = {
-                "@architectures": QUANTIZED_ARCHITECTURE, "per_channel": per_channel, "model": block
+                "@architectures": QUANTIZED_ARCHITECTURE,
+                "per_channel": per_channel,
+                "activations": activations,
+                "model": block,
             }
     return config
 
@@ -326,7 +436,12 @@ class QuantizeResult(NamedTuple):
     size_after: int
 
 
-def quantize_to_disk(model: Union[str, Path], output: Union[str, Path], per_channel: bool = True) -> QuantizeResult:
+def quantize_to_disk(
+    model: Union[str, Path],
+    output: Union[str, Path],
+    per_channel: bool = True,
+    activations: str = "per_token",
+) -> QuantizeResult:
     """Load the pipeline `model`, quantize its transformer(s) (`quantize_pipeline`) and save it
     to `output`, a pipeline that ``spacy.load`` reads in any process with this package
     installed. The output is written to a temporary directory beside `output`, loaded back and
@@ -336,6 +451,7 @@ def quantize_to_disk(model: Union[str, Path], output: Union[str, Path], per_chan
     model: a pipeline directory (or installed package name) with a transformer.
     output: a directory to create; it must not exist, or be empty.
     per_channel: one weight scale per output row, else per matrix (`quantize_module`).
+    activations: ``"per_token"`` or ``"per_tensor"`` (`quantize_module`).
     RETURNS (QuantizeResult): components, Linear layer counts and sizes on disk.
     RAISES (FileExistsError): `output` exists and is not an empty directory.
         (spacy_ie.util.PipelineLoadError): `model` cannot be loaded (names it and the file).
@@ -346,7 +462,7 @@ def quantize_to_disk(model: Union[str, Path], output: Union[str, Path], per_chan
     if output.exists() and not (output.is_dir() and not any(output.iterdir())):
         raise FileExistsError(f"{output} exists and is not an empty directory: choose a new OUTPUT")
     nlp = load_pipeline(model)
-    components = quantize_pipeline(nlp, per_channel)
+    components = quantize_pipeline(nlp, per_channel, activations)
     labels = {name: list(getattr(pipe, "labels", ()) or ()) for name, pipe in nlp.components}
     parent = output.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +471,7 @@ def quantize_to_disk(model: Union[str, Path], output: Union[str, Path], per_chan
         nlp.to_disk(tmp)
         config_path = tmp / "config.cfg"
         config = Config().from_disk(config_path, interpolate=False)
-        quantized_config(config, components, per_channel).to_disk(config_path)
+        quantized_config(config, components, per_channel, activations).to_disk(config_path)
         linear_layers = _check_output(tmp, nlp.pipe_names, labels, components)
         if output.exists():
             output.rmdir()
@@ -396,6 +512,7 @@ __all__ = [
     "NoTransformerError",
     "QUANTIZED_ARCHITECTURE",
     "QuantizeResult",
+    "Int8Linear",
     "QuantizedHFShim",
     "build_quantized_transformer_model",
     "count_linear",

@@ -23,7 +23,7 @@ from spacy_ie.ml.relation_model import (
     _expand_ranges,
     _index_candidates,
     build_relation_model,
-    classify_pairs,
+    classify_parts,
 )
 
 ops = NumpyOps()
@@ -157,7 +157,7 @@ def test_pair_context_attention_inference_equals_training_forward(contiguous):
 
 
 @pytest.mark.parametrize("hidden_width", [0, 5])
-def test_classify_pairs_factored_inference_equals_plain(hidden_width):
+def test_classify_parts_factored_inference_equals_plain(hidden_width):
     # Per-span parts multiplied once per span and gathered give the classifier's output on the
     # concatenated pair features; a Dropout before a Linear (hidden_width 0) is skipped.
     from thinc.api import Dropout, Linear, Maxout, chain
@@ -175,9 +175,9 @@ def test_classify_pairs_factored_inference_equals_plain(hidden_width):
     features = numpy.hstack([S[heads], S[tails], C])
     classifier.initialize(X=features)
     expected = classifier.predict(features)
-    logits, _ = classify_pairs(classifier, parts, is_train=False)
+    logits, _ = classify_parts(classifier, parts, is_train=False)
     numpy.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
-    trained, backprop = classify_pairs(classifier, parts, is_train=True)
+    trained, backprop = classify_parts(classifier, parts, is_train=True)
     numpy.testing.assert_allclose(trained, expected, rtol=1e-5, atol=1e-6)
     assert backprop(ops.alloc2f(7, 3)).shape == features.shape
 
@@ -243,7 +243,7 @@ def test_relation_model_gradients_end_to_end():
     assert scores.logits.shape == (4, 3)
     assert scores.contexts.tolist() == [[0, 5], [0, 5], [0, 6], [0, 4]]
     assert scores.attention.shape == (5 + 5 + 6 + 4,)
-    # inference (CPU: dense context blocks, classify_pairs) equals the training forward
+    # inference (CPU: dense context blocks, classify_parts) equals the training forward
     predicted = model.predict((docs, candidates))
     numpy.testing.assert_allclose(predicted.logits, scores.logits, rtol=1e-5, atol=1e-6)
     numpy.testing.assert_allclose(predicted.attention, scores.attention, rtol=1e-5, atol=1e-6)

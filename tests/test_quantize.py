@@ -81,7 +81,8 @@ def _outputs(path: str) -> dict:
         kinds = [type(m).__module__ + "." + type(m).__name__ for module in modules for m in module.modules()]
         out["linear"][name] = {
             "float32": kinds.count("torch.nn.modules.linear.Linear"),
-            "int8": kinds.count("torch.ao.nn.quantized.dynamic.modules.linear.Linear"),
+            "int8": kinds.count("spacy_ie.quantize.Int8Linear")
+            + kinds.count("torch.ao.nn.quantized.dynamic.modules.linear.Linear"),
         }
     texts = [text for text, _, _ in DATA]
     with nlp.select_pipes(enable=["transformer"]):
@@ -217,11 +218,48 @@ def test_quantize_module_keeps_shapes():
 
 
 def test_quantize_module_per_tensor_or_per_channel():
-    from spacy_ie.quantize import _is_per_channel, quantize_module
+    from spacy_ie.quantize import Int8Linear, _activations, _is_per_channel, quantize_module
 
     for per_channel, scheme in ((True, torch.per_channel_affine), (False, torch.per_tensor_affine)):
-        module = quantize_module(torch.nn.Sequential(torch.nn.Linear(8, 6)), per_channel=per_channel)
+        module = quantize_module(torch.nn.Sequential(torch.nn.Linear(8, 6)), per_channel, "per_tensor")
         assert module[0].weight().qscheme() == scheme and _is_per_channel(module) == per_channel
+        assert _activations(module) == "per_tensor"
+        module = quantize_module(torch.nn.Sequential(torch.nn.Linear(8, 6)), per_channel)
+        assert isinstance(module[0], Int8Linear) and _is_per_channel(module) == per_channel
+        assert _activations(module) == "per_token"
+        assert (len(set(module[0].weight_scale.tolist())) > 1) == per_channel
+    with pytest.raises(ValueError, match="activations must be one of per_token, per_tensor"):
+        quantize_module(torch.nn.Sequential(torch.nn.Linear(8, 6)), activations="per_row")
+
+
+def test_int8_linear_is_the_int8_product_scaled_per_row_and_column():
+    import copy
+
+    from spacy_ie.quantize import Int8Linear, quantize_module
+
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(16, 5)
+    layer = Int8Linear.from_float(linear)
+    X = torch.randn(2, 3, 16)
+    X[0, 0, 4] = 40.0  # an outlier channel in one row: the other rows keep their resolution
+    rows = X.reshape(-1, 16)
+    row_scale = rows.abs().amax(dim=1, keepdim=True) / 127
+    W_scale = linear.weight.abs().amax(dim=1) / 127
+    expected = (
+        torch.round(rows / row_scale) @ torch.round(linear.weight / W_scale[:, None]).T
+    ) * row_scale * W_scale + linear.bias
+    with torch.no_grad():
+        got = layer(X)
+        exact = linear(X)
+    assert got.shape == (2, 3, 5)
+    assert torch.allclose(got.reshape(-1, 5), expected.detach(), rtol=1e-5, atol=1e-5)
+    # rows without the outlier stay within int8 rounding of float32; with one scale for the
+    # whole input (per tensor), the outlier sets it and they lose resolution
+    error = (got - exact).abs().reshape(-1, 5)[1:].max()
+    per_tensor = quantize_module(torch.nn.Sequential(copy.deepcopy(linear)), activations="per_tensor")
+    with torch.no_grad():
+        per_tensor_error = (per_tensor(X) - exact).abs().reshape(-1, 5)[1:].max()
+    assert error < 0.05 and per_tensor_error > 2 * error
 
 
 def test_wrapper_without_transformer_is_an_error():
@@ -254,6 +292,15 @@ def test_cli_pipeline_without_transformer(tmp_path):
     assert stderr_has(result, f"Nothing to quantize in {tmp_path / 'cnn'}")
     assert stderr_has(result, "no component holds a transformer") and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn"]  # no output, no temporary directory
+
+
+def test_cli_rejects_an_unknown_activation_scheme(tmp_path):
+    (tmp_path / "model").mkdir()
+    result = _run([sys.executable, "-m", "spacy_ie", "quantize", str(tmp_path / "model"), str(tmp_path / "out"),
+                   "--activations", "per-row"])
+    assert result.returncode == 1
+    assert stderr_has(result, "--activations must be per-token or per-tensor, got 'per-row'")
+    assert "Traceback" not in result.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_cli_refuses_a_non_empty_output(tmp_path):

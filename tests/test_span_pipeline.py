@@ -131,6 +131,9 @@ def test_span_categorizer_gradients(hidden_width):
     model.initialize(X=(docs, spans), Y=ops.alloc2f(7, 3))
     scores, backprop = model.begin_update((docs, spans))
     assert scores.shape == (7, 3)
+    # inference (CPU: the hidden layer once per token for the first and last tokens,
+    # classify_parts) equals the training forward
+    numpy.testing.assert_allclose(model.predict((docs, spans)), scores, rtol=1e-5, atol=1e-6)
     R = numpy.random.randn(7, 3).astype("float32")
     backprop(ops.asarray2f(R))
 
@@ -243,7 +246,7 @@ def test_span_pair_model_gradients(hidden_width):
     model.initialize(X=(docs, candidates))
     scores, backprop = model.begin_update((docs, candidates))
     assert scores.logits.shape == (len(candidates), 3)
-    # inference (CPU: the first layer once per span, classify_pairs) equals the training forward
+    # inference (CPU: the first layer once per span, classify_parts) equals the training forward
     numpy.testing.assert_allclose(model.predict((docs, candidates)).logits, scores.logits, rtol=1e-5, atol=1e-6)
     R = numpy.random.randn(len(candidates), 3).astype("float32")
     backprop(ops.asarray2f(R))

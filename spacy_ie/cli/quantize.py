@@ -21,12 +21,24 @@ def quantize_cli(
     per_tensor: Annotated[
         bool, typer.Option("--per-tensor", help="One int8 scale per weight matrix instead of per output row.")
     ] = False,
+    activations: Annotated[
+        str,
+        typer.Option(
+            "--activations",
+            help="Activation scales: per-token (one per wordpiece, the default) or per-tensor "
+            "(one per layer call, PyTorch's dynamic quantization).",
+        ),
+    ] = "per-token",
 ) -> None:
     """Write MODEL to OUTPUT with the Linear layers of its transformer(s) quantized to int8
-    (PyTorch dynamic quantization): the shared `transformer` component and a relation model's
-    own (spacy_ie.TypedMarkerRelationModel.v1). The output loads with spacy.load on a CPU;
-    every other component is unchanged.
+    (one activation scale per wordpiece, or PyTorch's dynamic quantization with one per call):
+    the shared `transformer` component and a relation model's own
+    (spacy_ie.TypedMarkerRelationModel.v1). The output loads with spacy.load on a CPU; every
+    other component is unchanged.
     """
+    scheme = activations.replace("-", "_")
+    if scheme not in ("per_token", "per_tensor"):
+        fail(f"--activations must be per-token or per-tensor, got {activations!r}")
     if not Path(model).exists() and not is_package(model):
         fail(f"No such pipeline directory or package: {model}")
     try:
@@ -36,7 +48,7 @@ def quantize_cli(
     except ImportError as err:
         fail("quantize needs spacy-transformers and torch", f"{err} (pip install 'spacy-ie[transformers]')")
     try:
-        result = quantize_to_disk(model, output, per_channel=not per_tensor)
+        result = quantize_to_disk(model, output, per_channel=not per_tensor, activations=scheme)
     except PipelineLoadError as err:
         fail(f"Cannot load {model}", str(err))
     except NoTransformerError as err:

@@ -19,7 +19,7 @@ cost is one (n_tokens, nI) x (nI, nK) product plus O(total context length * nK).
 on CPU the candidates are grouped by where their contexts start, and each group's scores and
 context vectors are dense products with its run of tokens (`_predict_blocks`), which avoids
 gathering a (total context length, nI) copy of the context tokens: the relation model of the
-demo pipeline runs 2.8x faster on CoNLL04 with this and `relation_model.classify_pairs`
+demo pipeline runs 2.8x faster on CoNLL04 with this and `relation_model.classify_parts`
 (BENCHMARKS.md, "The relation extractor's own cost").
 """
 from typing import Callable, NamedTuple, Optional, Tuple

@@ -195,7 +195,7 @@ def forward(
     if model.has_ref("distance_embed"):
         D, bp_distance = model.get_ref("distance_embed")(ops.asarray1i(index.distances), is_train)
         parts.append((D, None))
-    logits, bp_classifier = classify_pairs(model.get_ref("classifier"), parts, is_train)
+    logits, bp_classifier = classify_parts(model.get_ref("classifier"), parts, is_train)
 
     def backprop(d_logits: Floats2d) -> None:
         d_features = bp_classifier(d_logits)
@@ -222,22 +222,24 @@ def forward(
     return RelationScores(logits, index.contexts, attention), backprop
 
 
-def classify_pairs(
+def classify_parts(
     classifier: Model[Floats2d, Floats2d],
     parts: Sequence[Tuple[Floats2d, Optional[Ints1d]]],
     is_train: bool,
 ) -> Tuple[Floats2d, Callable]:
-    """Run `classifier` on the pair features ``hstack([A[rows] if rows is not None else A for
-    A, rows in parts])`` (n_pairs, sum of the parts' widths).
+    """Run `classifier` on the features ``hstack([A[rows] if rows is not None else A for A, rows
+    in parts])`` (n_rows, sum of the parts' widths): one row per pair for the relation models,
+    one per span for `spacy_ie.SpanCategorizer.v1`.
 
-    A part with `rows` is per span (e.g. the span vectors S, (n_spans, nS), with rows = each
-    pair's head): in inference on CPU, the classifier's first affine layer (a Maxout or a
-    Linear, after any Dropout) multiplies such a part once per span and gathers the products
-    per pair, instead of multiplying the gathered copy once per pair. A span takes part in
-    many pairs (CoNLL04 with the demo pipeline: 6,752 pairs of 1,335 spans), and the head and
-    tail parts are most of the first layer's input, so this is most of that layer's cost. The
+    A part with `rows` is gathered (e.g. the span vectors S, (n_spans, nS), with rows = each
+    pair's head; or the token vectors, with rows = each span's first token): in inference on
+    CPU, the classifier's first affine layer (a Maxout or a Linear, after any Dropout)
+    multiplies such a part once per row of A and gathers the products, instead of multiplying
+    the gathered copy once per output row. A span takes part in many pairs (CoNLL04 with the
+    demo pipeline: 6,752 pairs of 1,335 spans), and the head and tail parts are most of the
+    first layer's input, so this is most of that layer's cost. The
     result equals the plain path up to float rounding; training (and any other classifier)
-    takes the plain path, whose backward pass returns d_features (n_pairs, sum of widths).
+    takes the plain path, whose backward pass returns d_features (n_rows, sum of widths).
     """
     ops = classifier.ops
     leaves = _chain_leaves(classifier)
@@ -267,7 +269,7 @@ def classify_pairs(
         Y = later.predict(Y)
 
     def backprop(d_logits: Floats2d) -> Floats2d:
-        raise ValueError("classify_pairs has no backward pass in inference")
+        raise ValueError("classify_parts has no backward pass in inference")
 
     return Y, backprop
 

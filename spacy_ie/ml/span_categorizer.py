@@ -22,7 +22,11 @@ span the same global context, computed once per sentence. Case features beside a
 transformer go in the tok2vec slot (`spacy_ie.CaseFeatures.v1` around the listener).
 
 The span tokens are gathered with vectorized index arithmetic (no Python loop per span, unlike
-spaCy's `extract_spans`). The scorer's output is what spaCy's component expects: probabilities
+spaCy's `extract_spans`). In inference on CPU, the hidden layer's weights for a `reduce_first` or
+`reduce_last` feature multiply each token once, and the sentence feature's each sentence once,
+rather than a copy per span (`relation_model.classify_parts`; with 10-token spans each token
+starts about 10 spans): on the MiniLM pipeline this took the span classifier from 60% of the
+int8 pipeline's time to ... (BENCHMARKS.md). The scorer's output is what spaCy's component expects: probabilities
 (`Softmax.v2` for `spancat_singlelabel`, `spacy.LinearLogistic.v1` for `spancat`), whose
 gradient spaCy's `get_loss` computes as ``scores - target``, summed over the spans (wrap the
 model in `spacy_ie.MeanOverCandidates.v1` to average it).
@@ -33,10 +37,11 @@ import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Dropout, Maxout, Model, to_numpy
+from thinc.layers.concatenate import forward as concatenate_forward
 from thinc.types import Floats2d, Ints1d, Ragged
 
 from ..candidates import sentence_bounds
-from .relation_model import _expand_ranges
+from .relation_model import _expand_ranges, classify_parts
 
 InT = Tuple[List[Doc], Ragged]
 
@@ -195,30 +200,33 @@ def forward(model: Model[InT, Floats2d], inputs: InT, is_train: bool) -> Tuple[F
     X = ops.flatten(tokvecs)  # (n_tokens, nI)
     widths = (ends - starts).astype("int32")
     span_tokens = ops.asarray1i(_expand_ranges(starts, ends))
-    R, bp_reducer = model.get_ref("reducer")(Ragged(X[span_tokens], ops.asarray1i(widths)), is_train)
-    features = [R]
+    parts, bp_reducer = _reducer_parts(
+        model.get_ref("reducer"), X, span_tokens, widths, starts, ends, is_train
+    )
+    n_reduced = len(parts)
     bp_width = bp_sentence = None
     if model.has_ref("width_embed"):
         W, bp_width = model.get_ref("width_embed")(ops.asarray1i(widths), is_train)
-        features.append(W)
+        parts.append((W, None))
     if model.has_ref("sentence_pooling"):
         ranges, sent_of_span = sentence_ranges(docs, starts, ends, doc_of_span)
         sent_tokens = ops.asarray1i(_expand_ranges(ranges[:, 0], ranges[:, 1]))
         sent_lengths = ops.asarray1i((ranges[:, 1] - ranges[:, 0]).astype("int32"))
         S, bp_sentence = model.get_ref("sentence_pooling")(Ragged(X[sent_tokens], sent_lengths), is_train)
         sent_of_span_x = ops.asarray1i(sent_of_span.astype("int32"))
-        features.append(S[sent_of_span_x])
-    col_widths = [f.shape[1] for f in features]
-    H, bp_hidden = model.get_ref("hidden")(xp.hstack(features), is_train)
+        parts.append((S, sent_of_span_x))
+    col_widths = [A.shape[1] for A, _ in parts]
+    H, bp_hidden = classify_parts(model.get_ref("hidden"), parts, is_train)
     scores, bp_scorer = model.get_ref("scorer")(H, is_train)
 
     def backprop(d_scores: Floats2d) -> InT:
+        # Training always takes the plain path: one reducer part, then width, then sentence.
         d_features = bp_hidden(bp_scorer(d_scores))
         bounds = numpy.cumsum([0] + col_widths)
         d_parts = [xp.ascontiguousarray(d_features[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         dX = ops.alloc2f(*X.shape)
         ops.scatter_add(dX, span_tokens, bp_reducer(d_parts[0]).dataXd)
-        k = 1
+        k = n_reduced
         if bp_width is not None:
             bp_width(d_parts[k])
             k += 1
@@ -230,3 +238,39 @@ def forward(model: Model[InT, Floats2d], inputs: InT, is_train: bool) -> Tuple[F
         return inputs
 
     return scores, backprop
+
+
+def _reducer_parts(
+    reducer: Model[Ragged, Floats2d],
+    X: Floats2d,
+    span_tokens: Ints1d,
+    widths: numpy.ndarray,
+    starts: numpy.ndarray,
+    ends: numpy.ndarray,
+    is_train: bool,
+) -> Tuple[List[Tuple[Floats2d, Optional[Ints1d]]], Optional[Callable]]:
+    """The reducer's output as parts for `classify_parts`, and its backprop (None in inference).
+
+    In training: one part, the reducer's (n_spans, nR) output on the spans' tokens. In inference,
+    when the reducer is a `concatenate` of poolings: one part per pooling, in order, where a
+    `reduce_first` or `reduce_last` is (X, each span's first or last token row), so that
+    `classify_parts` multiplies the hidden layer's weights with each token once rather than with
+    a copy per span (a token starts about 10 spans with the n-gram suggester); the other
+    poolings run on the spans' tokens as in training. Same values as the training forward, up to
+    float rounding (the test compares them)."""
+    ops = reducer.ops
+    if not is_train and reducer._func is concatenate_forward:
+        parts: List[Tuple[Floats2d, Optional[Ints1d]]] = []
+        span_vectors = None
+        for pooling in reducer.layers:
+            if pooling.name == "reduce_first":
+                parts.append((X, ops.asarray1i(starts.astype("int32"))))
+            elif pooling.name == "reduce_last":
+                parts.append((X, ops.asarray1i((ends - 1).astype("int32"))))
+            else:
+                if span_vectors is None:
+                    span_vectors = Ragged(X[span_tokens], ops.asarray1i(widths))
+                parts.append((pooling.predict(span_vectors), None))
+        return parts, None
+    R, bp_reducer = reducer(Ragged(X[span_tokens], ops.asarray1i(widths)), is_train)
+    return [(R, None)], bp_reducer

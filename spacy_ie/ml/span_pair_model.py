@@ -46,7 +46,7 @@ from .relation_model import (
     RelationScores,
     _expand_ranges,
     _index_candidates,
-    classify_pairs,
+    classify_parts,
 )
 from .span_categorizer import token_width
 
@@ -195,7 +195,7 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
     if model.has_ref("distance_embed"):
         D, bp_distance = model.get_ref("distance_embed")(ops.asarray1i(index.distances), is_train)
         parts.append((D, None))
-    logits, bp_classifier = classify_pairs(model.get_ref("classifier"), parts, is_train)
+    logits, bp_classifier = classify_parts(model.get_ref("classifier"), parts, is_train)
     n_ctx = int((index.contexts[:, 1] - index.contexts[:, 0]).sum())
 
     def backprop(d_logits: Floats2d) -> None:
