@@ -117,6 +117,8 @@ class Int8Linear(torch.nn.Module):
     Source: ZeroQuant (Yao et al. 2022, Sec. 4.1), LLM.int8 (Dettmers et al. 2022, Sec. 3.1).
     """
 
+    block_rows = 1024  # rows per block in `forward`: fastest of 256 to 2,048 for MiniLM's shapes
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, per_channel: bool = True) -> None:
         super().__init__()
         self.in_features, self.out_features, self.per_channel = in_features, out_features, per_channel
@@ -140,12 +142,19 @@ class Int8Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        scale = rows.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127)
-        rows_int8 = torch.div(rows, scale).round_().to(torch.int8)
-        out = torch._int_mm(rows_int8, self.weight_int8).float()
-        out.mul_(scale).mul_(self.weight_scale)
-        if self.bias is not None:
-            out.add_(self.bias)
+        out = torch.empty(rows.shape[0], self.out_features, dtype=torch.float32)
+        # In blocks of rows: the int32 products and the scaled inputs of a block stay small and
+        # in cache; whole-batch temporaries (tens of MB, fresh pages on every call) made the
+        # layer twice as slow as PyTorch's fused dynamic Linear.
+        for start in range(0, rows.shape[0], self.block_rows):
+            block = rows[start : start + self.block_rows]
+            scale = block.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127)
+            block_int8 = torch.div(block, scale).round_().to(torch.int8)
+            block_out = out[start : start + self.block_rows]
+            torch.mul(torch._int_mm(block_int8, self.weight_int8), scale, out=block_out)
+            block_out.mul_(self.weight_scale)
+            if self.bias is not None:
+                block_out.add_(self.bias)
         return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:

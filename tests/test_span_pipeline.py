@@ -143,6 +143,18 @@ def test_span_categorizer_gradients(hidden_width):
     assert_close(tok2vec.get_grad("W"), numeric_grad(loss, tok2vec.get_param("W")))
 
 
+def test_range_max_equals_the_max_over_each_span():
+    from spacy_ie.ml.span_categorizer import range_max
+
+    rng = numpy.random.default_rng(3)
+    X = rng.normal(size=(40, 5)).astype("float32")
+    starts = numpy.concatenate([numpy.arange(0, 30), [0, 7, 39]])
+    widths = numpy.concatenate([rng.integers(1, 11, size=30), [40, 17, 1]])
+    ends = starts + widths
+    expected = numpy.stack([X[a:b].max(axis=0) for a, b in zip(starts, ends)])
+    numpy.testing.assert_array_equal(range_max(X, starts, ends), expected)
+
+
 def test_span_categorizer_without_spans_still_backprops():
     docs = _docs_with_sentences()
     tok2vec = fixed_tokvecs(12, 4)
