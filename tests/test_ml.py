@@ -156,11 +156,15 @@ def test_pair_context_attention_inference_equals_training_forward(contiguous):
     numpy.testing.assert_allclose(A_pred, A, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("hidden_width", [0, 5])
-def test_classify_parts_factored_inference_equals_plain(hidden_width):
-    # Per-span parts multiplied once per span and gathered give the classifier's output on the
-    # concatenated pair features; a Dropout before a Linear (hidden_width 0) is skipped.
+@pytest.mark.parametrize("first_layer", ["maxout", "dropout+linear", "linear"])
+def test_classify_parts_factored_equals_plain(first_layer):
+    # Per-row parts multiplied once per row of A and gathered give the classifier's output on
+    # the concatenated features, and the same gradients (per part, and of the first layer's
+    # weights); a Dropout before a Linear is skipped in inference (in training it takes the
+    # plain path).
     from thinc.api import Dropout, Linear, Maxout, chain
+
+    from spacy_ie.ml.relation_model import _classify_concatenated
 
     rng = numpy.random.default_rng(6)
     S = ops.asarray2f(rng.normal(size=(4, 3)))
@@ -168,18 +172,43 @@ def test_classify_parts_factored_inference_equals_plain(hidden_width):
     heads = ops.asarray1i(rng.integers(0, 4, size=7))
     tails = ops.asarray1i(rng.integers(0, 4, size=7))
     parts = [(S, heads), (S, tails), (C, None)]
-    if hidden_width:
-        classifier = chain(Maxout(hidden_width, nP=2, dropout=0.0, normalize=True), Linear(3))
-    else:
+    if first_layer == "maxout":
+        classifier = chain(Maxout(5, nP=2, dropout=0.0, normalize=True), Linear(3))
+    elif first_layer == "dropout+linear":
         classifier = chain(Dropout(0.0), Linear(3))
+    else:
+        classifier = Linear(3)
     features = numpy.hstack([S[heads], S[tails], C])
     classifier.initialize(X=features)
     expected = classifier.predict(features)
     logits, _ = classify_parts(classifier, parts, is_train=False)
     numpy.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
-    trained, backprop = classify_parts(classifier, parts, is_train=True)
-    numpy.testing.assert_allclose(trained, expected, rtol=1e-5, atol=1e-6)
-    assert backprop(ops.alloc2f(7, 3)).shape == features.shape
+
+    first = [node for node in classifier.walk() if node.name in ("maxout", "linear")][0]
+    d_output = ops.asarray2f(rng.normal(size=(7, 3)))
+    results = []
+    for run in (classify_parts, _classify_concatenated):
+        for node in classifier.walk():
+            for name in node.param_names:
+                if node.has_grad(name):
+                    node.set_grad(name, node.ops.alloc(node.get_grad(name).shape))
+        trained, backprop = run(classifier, parts, True)
+        numpy.testing.assert_allclose(trained, expected, rtol=1e-5, atol=1e-6)
+        d_parts = backprop(d_output)
+        assert [d.shape for d in d_parts] == [S.shape, S.shape, C.shape]
+        results.append((d_parts, first.get_grad("W").copy(), first.get_grad("b").copy()))
+    # the reference: the classifier's gradient on the concatenated features, summed per row of A
+    _, bp_features = classifier.begin_update(features)
+    d_features = bp_features(d_output)
+    want = [numpy.zeros_like(S), numpy.zeros_like(S), d_features[:, 6:]]
+    numpy.add.at(want[0], heads, d_features[:, :3])
+    numpy.add.at(want[1], tails, d_features[:, 3:6])
+    (factored, dW, db), (plain, dW_plain, db_plain) = results
+    for d_parts in (factored, plain):
+        for got, expected_part in zip(d_parts, want):
+            numpy.testing.assert_allclose(got, expected_part, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(dW, dW_plain, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(db, db_plain, rtol=1e-5, atol=1e-5)
 
 
 def fixed_tokvecs(n_tokens: int, width: int) -> Model[List[Doc], List[numpy.ndarray]]:

@@ -198,22 +198,13 @@ def forward(
     logits, bp_classifier = classify_parts(model.get_ref("classifier"), parts, is_train)
 
     def backprop(d_logits: Floats2d) -> None:
-        d_features = bp_classifier(d_logits)
-        d_pairs = d_features[:, : 2 * nI]
-        dC = xp.ascontiguousarray(d_features[:, 2 * nI : 3 * nI])
-        col = 3 * nI
+        d_parts = bp_classifier(d_logits)
+        dS = d_parts[0] + d_parts[1]
         if bp_label is not None:
-            nL = model.get_ref("label_embed").get_dim("nO")
-            dE = ops.alloc2f(len(index.span_labels), nL)
-            ops.scatter_add(dE, heads, xp.ascontiguousarray(d_features[:, col : col + nL]))
-            ops.scatter_add(dE, tails, xp.ascontiguousarray(d_features[:, col + nL : col + 2 * nL]))
-            bp_label(dE)
-            col += 2 * nL
+            bp_label(d_parts[3] + d_parts[4])
         if bp_distance is not None:
-            bp_distance(xp.ascontiguousarray(d_features[:, col:]))
-        dX, d_pairs_ctx = bp_context(dC)
-        d_pairs = d_pairs + d_pairs_ctx
-        dS = ops.alloc2f(*S.shape)
+            bp_distance(d_parts[-1])
+        dX, d_pairs = bp_context(d_parts[2])
         ops.scatter_add(dS, heads, xp.ascontiguousarray(d_pairs[:, :nI]))
         ops.scatter_add(dS, tails, xp.ascontiguousarray(d_pairs[:, nI:]))
         ops.scatter_add(dX, span_tokens, bp_spans(dS).dataXd)
@@ -226,50 +217,106 @@ def classify_parts(
     classifier: Model[Floats2d, Floats2d],
     parts: Sequence[Tuple[Floats2d, Optional[Ints1d]]],
     is_train: bool,
-) -> Tuple[Floats2d, Callable]:
+) -> Tuple[Floats2d, Callable[[Floats2d], List[Floats2d]]]:
     """Run `classifier` on the features ``hstack([A[rows] if rows is not None else A for A, rows
     in parts])`` (n_rows, sum of the parts' widths): one row per pair for the relation models,
     one per span for `spacy_ie.SpanCategorizer.v1`.
 
     A part with `rows` is gathered (e.g. the span vectors S, (n_spans, nS), with rows = each
-    pair's head; or the token vectors, with rows = each span's first token): in inference on
-    CPU, the classifier's first affine layer (a Maxout or a Linear, after any Dropout)
-    multiplies such a part once per row of A and gathers the products, instead of multiplying
-    the gathered copy once per output row. A span takes part in many pairs (CoNLL04 with the
-    demo pipeline: 6,752 pairs of 1,335 spans), and the head and tail parts are most of the
-    first layer's input, so this is most of that layer's cost. The
-    result equals the plain path up to float rounding; training (and any other classifier)
-    takes the plain path, whose backward pass returns d_features (n_rows, sum of widths).
+    pair's head; or the token vectors, with rows = each span's first token). On CPU, when the
+    classifier starts with an affine layer (a Maxout or a Linear; in inference, any Dropout
+    before it is skipped), that layer multiplies such a part once per row of A and gathers the
+    products, instead of multiplying the gathered copy once per output row, and the
+    concatenated features are never built. A span takes part in many pairs (CoNLL04 with the
+    demo pipeline: 6,752 pairs of 1,335 spans) and a token starts about 10 suggested spans, so
+    this is most of that layer's cost, in training as in inference. The backward pass does the
+    same in reverse: the gradient of a gathered part is summed per row of A (scatter-add)
+    before it is multiplied with the weights. The result equals the plain path (concatenate,
+    then the classifier) up to float rounding; on GPU, or with a Dropout before the first
+    layer in training, the plain path runs.
+
+    RETURNS (Tuple[Floats2d, Callable]): the classifier's output (n_rows, nO), and the backward
+        pass: d_output (n_rows, nO) -> the gradient of each part's A (A's shape), in the order
+        of `parts` (the gradients of two parts that share an array are not summed).
     """
     ops = classifier.ops
+    xp = ops.xp
     leaves = _chain_leaves(classifier)
     first = next((i for i, layer in enumerate(leaves) if layer.name != "dropout"), len(leaves))
     if (
-        is_train
-        or not isinstance(ops, NumpyOps)
+        not isinstance(ops, NumpyOps)
         or first == len(leaves)
+        or (is_train and first != 0)
         or leaves[first].name not in ("maxout", "linear")
     ):
-        features = ops.xp.hstack([A if rows is None else A[rows] for A, rows in parts])
-        return classifier(features, is_train)
+        return _classify_concatenated(classifier, parts, is_train)
     layer = leaves[first]
     W = layer.get_param("W")
-    W = W.reshape(-1, W.shape[-1])  # (nO * nP, nI) for a Maxout
+    W2 = W.reshape(-1, W.shape[-1])  # (nO * nP, nI) for a Maxout, (nO, nI) for a Linear
+    bounds = numpy.cumsum([0] + [A.shape[1] for A, _ in parts])
     Y = None
-    col = 0
-    for A, rows in parts:
-        product = A @ W[:, col : col + A.shape[1]].T
+    for (A, rows), a, b in zip(parts, bounds[:-1], bounds[1:]):
+        product = A @ W2[:, a:b].T
         product = product if rows is None else product[rows]
         Y = product if Y is None else Y + product
-        col += A.shape[1]
     Y += layer.get_param("b").ravel()
+    which = None
     if layer.name == "maxout":
-        Y, _ = ops.maxout(Y.reshape(len(Y), layer.get_dim("nO"), layer.get_dim("nP")))
+        nO, nP = layer.get_dim("nO"), layer.get_dim("nP")
+        Z, which = ops.maxout(Y.reshape(len(Y), nO, nP))
+    else:
+        Z = Y
+    callbacks = []
     for later in leaves[first + 1 :]:
-        Y = later.predict(Y)
+        Z, bp_later = later(Z, is_train)
+        callbacks.append(bp_later)
 
-    def backprop(d_logits: Floats2d) -> Floats2d:
-        raise ValueError("classify_parts has no backward pass in inference")
+    def backprop(d_output: Floats2d) -> List[Floats2d]:
+        if not is_train:
+            raise ValueError("classify_parts: no backward pass in inference")
+        for bp_later in reversed(callbacks):
+            d_output = bp_later(d_output)
+        dY = d_output
+        if which is not None:
+            dY = ops.backprop_maxout(d_output, which, nP).reshape(len(d_output), nO * nP)
+        layer.inc_grad("b", dY.sum(axis=0).reshape(layer.get_param("b").shape))
+        dW = ops.alloc2f(*W2.shape)
+        d_parts = []
+        for (A, rows), a, b in zip(parts, bounds[:-1], bounds[1:]):
+            d_rows = dY
+            if rows is not None:  # the gradient of each row of A: the sum over its copies
+                d_rows = ops.alloc2f(len(A), dY.shape[1])
+                ops.scatter_add(d_rows, rows, dY)
+            dW[:, a:b] = d_rows.T @ A
+            d_parts.append(xp.ascontiguousarray(d_rows @ W2[:, a:b]))
+        layer.inc_grad("W", dW.reshape(W.shape))
+        return d_parts
+
+    return Z, backprop
+
+
+def _classify_concatenated(
+    classifier: Model[Floats2d, Floats2d],
+    parts: Sequence[Tuple[Floats2d, Optional[Ints1d]]],
+    is_train: bool,
+) -> Tuple[Floats2d, Callable[[Floats2d], List[Floats2d]]]:
+    """`classify_parts` on the concatenated features: the plain path."""
+    ops = classifier.ops
+    xp = ops.xp
+    features = xp.hstack([A if rows is None else A[rows] for A, rows in parts])
+    Y, bp_classifier = classifier(features, is_train)
+    bounds = numpy.cumsum([0] + [A.shape[1] for A, _ in parts])
+
+    def backprop(d_output: Floats2d) -> List[Floats2d]:
+        d_features = bp_classifier(d_output)
+        d_parts = []
+        for (A, rows), a, b in zip(parts, bounds[:-1], bounds[1:]):
+            d_part = xp.ascontiguousarray(d_features[:, a:b])
+            if rows is not None:
+                d_gathered, d_part = d_part, ops.alloc2f(*A.shape)
+                ops.scatter_add(d_part, rows, d_gathered)
+            d_parts.append(d_part)
+        return d_parts
 
     return Y, backprop
 

@@ -22,19 +22,21 @@ span the same global context, computed once per sentence. Case features beside a
 transformer go in the tok2vec slot (`spacy_ie.CaseFeatures.v1` around the listener).
 
 The span tokens are gathered with vectorized index arithmetic (no Python loop per span, unlike
-spaCy's `extract_spans`). In inference on CPU, the hidden layer's weights for a `reduce_first` or
-`reduce_last` feature multiply each token once, and the sentence feature's each sentence once,
-rather than a copy per span (`relation_model.classify_parts`; with 10-token spans each token
-starts about 10 spans), and a `reduce_max` feature comes from `range_max`: on 120 CoNLL04
-test documents with the int8 MiniLM pipeline, the span classifier took 0.35 s instead of 2.6 s
-(60% of the pipeline's time before; BENCHMARKS.md, "Per-token int8").
+spaCy's `extract_spans`). On CPU, the hidden layer's weights for a `reduce_first` or
+`reduce_last` feature multiply each token once, and those for the sentence feature each
+sentence once, rather than a copy per span (`relation_model.classify_parts`; with 10-token
+spans each token starts about 10 spans), in training and in inference; in inference a
+`reduce_max` feature comes from `range_max`. On 120 CoNLL04 test documents with the int8 MiniLM
+pipeline, the span classifier took 0.35 s instead of 2.6 s (60% of the pipeline's time
+before), and a training update of the MiniLM joint pipeline (30 documents) 3.8 s instead of 6.4 s
+(BENCHMARKS.md, "Per-token int8").
 
 The scorer's output is what spaCy's component expects: probabilities
 (`Softmax.v2` for `spancat_singlelabel`, `spacy.LinearLogistic.v1` for `spancat`), whose
 gradient spaCy's `get_loss` computes as ``scores - target``, summed over the spans (wrap the
 model in `spacy_ie.MeanOverCandidates.v1` to average it).
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -186,7 +188,6 @@ def sentence_ranges(
 def forward(model: Model[InT, Floats2d], inputs: InT, is_train: bool) -> Tuple[Floats2d, Callable]:
     docs, spans = inputs
     ops = model.ops
-    xp = ops.xp
     tok2vec = model.get_ref("tok2vec")
     tokvecs, bp_tokvecs = tok2vec(docs, is_train)
     doc_lengths = ops.asarray1i([len(doc) for doc in docs])
@@ -214,25 +215,17 @@ def forward(model: Model[InT, Floats2d], inputs: InT, is_train: bool) -> Tuple[F
         S, bp_sentence = model.get_ref("sentence_pooling")(Ragged(X[sent_tokens], sent_lengths), is_train)
         sent_of_span_x = ops.asarray1i(sent_of_span.astype("int32"))
         parts.append((S, sent_of_span_x))
-    col_widths = [A.shape[1] for A, _ in parts]
     H, bp_hidden = classify_parts(model.get_ref("hidden"), parts, is_train)
     scores, bp_scorer = model.get_ref("scorer")(H, is_train)
 
     def backprop(d_scores: Floats2d) -> InT:
-        # Training always takes the plain path: one reducer part, then width, then sentence.
-        d_features = bp_hidden(bp_scorer(d_scores))
-        bounds = numpy.cumsum([0] + col_widths)
-        d_parts = [xp.ascontiguousarray(d_features[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        d_parts = iter(bp_hidden(bp_scorer(d_scores)))  # in the order of `parts`
         dX = ops.alloc2f(*X.shape)
-        bp_reducer(d_parts[0], dX)
-        k = 1
+        bp_reducer(d_parts, dX)
         if bp_width is not None:
-            bp_width(d_parts[k])
-            k += 1
+            bp_width(next(d_parts))
         if bp_sentence is not None:
-            dS = ops.alloc2f(len(ranges), d_parts[k].shape[1])
-            ops.scatter_add(dS, sent_of_span_x, d_parts[k])
-            ops.scatter_add(dX, sent_tokens, bp_sentence(dS).dataXd)
+            ops.scatter_add(dX, sent_tokens, bp_sentence(next(d_parts)).dataXd)
         bp_tokvecs(ops.unflatten(dX, doc_lengths))
         return inputs
 
@@ -276,42 +269,47 @@ def _reducer_parts(
     starts: numpy.ndarray,
     ends: numpy.ndarray,
     is_train: bool,
-) -> Tuple[List[Tuple[Floats2d, Optional[Ints1d]]], Optional[Callable[[Floats2d, Floats2d], None]]]:
-    """The reducer's output as parts for `classify_parts`, and its backprop (None in inference),
-    which adds the gradient of the reducer's output, d_R (n_spans, nR), into dX (n_tokens, nI).
+) -> Tuple[List[Tuple[Floats2d, Optional[Ints1d]]], Callable[[Iterator[Floats2d], Floats2d], None]]:
+    """The reducer's output as parts for `classify_parts`, one per pooling (the layers of a
+    `concatenate`, in order, or the reducer itself), and its backprop.
 
-    In training: one part, the reducer's (n_spans, nR) output on the spans' tokens. In inference:
-    one part per pooling (the layers of a `concatenate`, in order, or the reducer), where a
-    `reduce_first` or `reduce_last` is (X, each span's first or last token row), so that
-    `classify_parts` multiplies the hidden layer's weights with each token once rather than with
-    a copy per span (a token starts about 10 spans with the n-gram suggester), a `reduce_max`
-    is `range_max`, and the other poolings run on the spans' tokens as in training. Same values
-    as the training forward, up to float rounding (the tests compare them)."""
+    A `reduce_first` or `reduce_last` pooling is the part (X, each span's first or last token
+    row): `classify_parts` multiplies the hidden layer's weights with each token once rather
+    than with a copy per span (a token starts about 10 spans with the n-gram suggester), and
+    its gradient is X's. In inference a `reduce_max` is `range_max`. Any other pooling (and
+    `reduce_max` in training) runs on the spans' tokens, (n_spans, its width). Same values and
+    gradients as the concatenated reducer, up to float rounding (the tests compare them).
+
+    RETURNS: the parts, and backprop(d_parts, dX), which takes the parts' gradients from the
+        iterator d_parts (as `classify_parts` returns them, in order) and adds their gradient
+        into dX (n_tokens, nI).
+    """
     ops = reducer.ops
+    span_tokens = ragged = None
+    parts: List[Tuple[Floats2d, Optional[Ints1d]]] = []
+    backprops: List[Optional[Callable]] = []  # None: the part's gradient is X's
+    for pooling in reducer.layers if reducer._func is concatenate_forward else [reducer]:
+        if pooling.name in ("reduce_first", "reduce_last"):
+            rows = starts if pooling.name == "reduce_first" else ends - 1
+            parts.append((X, ops.asarray1i(rows.astype("int32"))))
+            backprops.append(None)
+        elif pooling.name == "reduce_max" and not is_train:  # no backward pass in inference
+            parts.append((range_max(X, starts, ends), None))
+            backprops.append(None)
+        else:
+            if ragged is None:
+                span_tokens = ops.asarray1i(_expand_ranges(starts, ends))
+                ragged = Ragged(X[span_tokens], ops.asarray1i((ends - starts).astype("int32")))
+            R, bp_pooling = pooling(ragged, is_train)
+            parts.append((R, None))
+            backprops.append(bp_pooling)
 
-    def span_vectors() -> Tuple[Ints1d, Ragged]:
-        span_tokens = ops.asarray1i(_expand_ranges(starts, ends))
-        return span_tokens, Ragged(X[span_tokens], ops.asarray1i((ends - starts).astype("int32")))
-
-    if not is_train:
-        parts: List[Tuple[Floats2d, Optional[Ints1d]]] = []
-        ragged = None
-        for pooling in reducer.layers if reducer._func is concatenate_forward else [reducer]:
-            if pooling.name == "reduce_first":
-                parts.append((X, ops.asarray1i(starts.astype("int32"))))
-            elif pooling.name == "reduce_last":
-                parts.append((X, ops.asarray1i((ends - 1).astype("int32"))))
-            elif pooling.name == "reduce_max":
-                parts.append((range_max(X, starts, ends), None))
+    def backprop(d_parts: Iterator[Floats2d], dX: Floats2d) -> None:
+        for bp_pooling in backprops:
+            d_part = next(d_parts)
+            if bp_pooling is None:
+                dX += d_part
             else:
-                if ragged is None:
-                    ragged = span_vectors()[1]
-                parts.append((pooling.predict(ragged), None))
-        return parts, None
-    span_tokens, ragged = span_vectors()
-    R, bp_reducer = reducer(ragged, is_train)
+                ops.scatter_add(dX, span_tokens, bp_pooling(d_part).dataXd)
 
-    def backprop(d_R: Floats2d, dX: Floats2d) -> None:
-        ops.scatter_add(dX, span_tokens, bp_reducer(d_R).dataXd)
-
-    return [(R, None)], backprop
+    return parts, backprop

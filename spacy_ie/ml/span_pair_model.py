@@ -156,7 +156,6 @@ def between_ranges(heads: numpy.ndarray, tails: numpy.ndarray) -> numpy.ndarray:
 def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> Tuple[RelationScores, Callable]:
     docs, candidates = inputs
     ops = model.ops
-    xp = ops.xp
     tokvecs, bp_tokvecs = model.get_ref("tok2vec")(docs, is_train)
     doc_lengths = ops.asarray1i([len(doc) for doc in docs])
     nO = model.get_dim("nO")
@@ -171,12 +170,10 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
         return RelationScores(ops.alloc2f(0, nO), index.contexts, ops.alloc1f(0)), backprop_empty
 
     X = ops.flatten(tokvecs)  # (n_tokens, nI)
-    nI = X.shape[1]
     spans = index.spans.astype("int64")  # (n_spans, 2) global rows, each distinct span once
     widths = (spans[:, 1] - spans[:, 0]).astype("int32")
     span_tokens = ops.asarray1i(_expand_ranges(spans[:, 0], spans[:, 1]))
     S, bp_spans = model.get_ref("span_pooling")(Ragged(X[span_tokens], ops.asarray1i(widths)), is_train)
-    nS = S.shape[1]
     heads = ops.asarray1i(index.heads)
     tails = ops.asarray1i(index.tails)
     parts = [(S, heads), (S, tails)]
@@ -185,12 +182,12 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
         between = between_ranges(spans[index.heads], spans[index.tails])
         B, bp_between = _pool_between(ops, X, numpy.zeros(n_pairs, dtype="int64"), between)
         parts.append((B, None))
-    per_span = []  # (name, backprop, width) of the embeddings indexed by head and tail
+    per_span = []  # the backprops of the embeddings indexed by head and tail
     for name, ids in (("width_embed", ops.asarray1i(widths)), ("label_embed", ops.asarray(index.span_labels))):
         if model.has_ref(name):
             E, bp_E = model.get_ref(name)(ids, is_train)
             parts.extend(((E, heads), (E, tails)))
-            per_span.append((bp_E, E.shape))
+            per_span.append(bp_E)
     bp_distance = None
     if model.has_ref("distance_embed"):
         D, bp_distance = model.get_ref("distance_embed")(ops.asarray1i(index.distances), is_train)
@@ -199,24 +196,16 @@ def forward(model: Model[InT, RelationScores], inputs: InT, is_train: bool) -> T
     n_ctx = int((index.contexts[:, 1] - index.contexts[:, 0]).sum())
 
     def backprop(d_logits: Floats2d) -> None:
-        d_features = bp_classifier(d_logits)
-        dS = ops.alloc2f(*S.shape)
-        ops.scatter_add(dS, heads, xp.ascontiguousarray(d_features[:, :nS]))
-        ops.scatter_add(dS, tails, xp.ascontiguousarray(d_features[:, nS : 2 * nS]))
+        d_parts = iter(bp_classifier(d_logits))  # in the order of `parts`
+        dS = next(d_parts) + next(d_parts)
         dX = ops.alloc2f(*X.shape)
         ops.scatter_add(dX, span_tokens, bp_spans(dS).dataXd)
-        col = 2 * nS
         if bp_between is not None:
-            bp_between(dX, xp.ascontiguousarray(d_features[:, col : col + nI]))
-            col += nI
-        for bp_E, shape in per_span:
-            dE = ops.alloc2f(*shape)
-            ops.scatter_add(dE, heads, xp.ascontiguousarray(d_features[:, col : col + shape[1]]))
-            ops.scatter_add(dE, tails, xp.ascontiguousarray(d_features[:, col + shape[1] : col + 2 * shape[1]]))
-            bp_E(dE)
-            col += 2 * shape[1]
+            bp_between(dX, next(d_parts))
+        for bp_E in per_span:
+            bp_E(next(d_parts) + next(d_parts))
         if bp_distance is not None:
-            bp_distance(xp.ascontiguousarray(d_features[:, col:]))
+            bp_distance(next(d_parts))
         bp_tokvecs(ops.unflatten(dX, doc_lengths))
 
     return RelationScores(logits, index.contexts, ops.alloc1f(n_ctx)), backprop
