@@ -26,8 +26,8 @@ Two schemes for the activations (``activations``):
 - ``"per_tensor"``: PyTorch's dynamic quantization, one scale for the whole input of a call
   (all the wordpieces of a batch; see the method below).
 
-On the hidden-layer MiniLM joint pipeline (CoNLL04 dev, seed 0), per tensor lost 3.4 points
-end to end and per token 0.2, at about 10% fewer words/s (BENCHMARKS.md).
+On the hidden-layer MiniLM joint pipeline (CoNLL04 test, 3 seeds), per tensor lost 2.7 points
+end to end and per token 0.1, at 9% fewer words/s (BENCHMARKS.md, "Per-token int8").
 
 Method (``per_tensor``): PyTorch post-training dynamic quantization (``torch.ao.quantization.quantize_dynamic``;
 https://pytorch.org/docs/stable/quantization.html, and the "Dynamic quantization on BERT"
