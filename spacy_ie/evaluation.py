@@ -62,6 +62,7 @@ OPTIMISM_NOTE = (
     "pick thresholds on dev data, then report test scores with them."
 )
 DEFAULT_PRIOR_COUNT = 20.0
+DEFAULT_FOLDS = 2
 
 
 class EvaluationError(ValueError):
@@ -559,6 +560,83 @@ def shrink_threshold(raw: float, prior: float, support: int, prior_count: float)
     return float(weight * raw + (1 - weight) * prior)
 
 
+def _pick_thresholds(
+    view: ViewPredictions, component: RelationExtractor, prior_count: float
+) -> Tuple[Dict[str, Any], Dict[str, Dict[str, float]], Dict[str, Any]]:
+    """`tune_thresholds`' rule on one view's predictions: the global threshold of the best
+    micro F1 shrunk toward the configured one by the total support, then each label's best
+    threshold shrunk toward that global one by the label's support (`shrink_threshold`).
+    Leaves the view's relations at the configured thresholds.
+    RETURNS: the global threshold (``{"support", "raw", "final"}``), each label's (``{label:
+        {"support", "raw", "final"}}``) and the view's `score_view` result."""
+    scored = score_view(view, component)
+    labels = list(component.labels)
+    counts = count_relations(view.examples, labels=labels, symmetric_labels=list(component.cfg["symmetric_labels"]))
+    support = {label: int(counts[label].tp + counts[label].fn) if label in counts else 0 for label in labels}
+    sweep = scored["sweep"]
+    micro = sweep["micro"]
+    total = sum(support.values())
+    global_final = shrink_threshold(micro["best_threshold"], float(component.cfg["threshold"]), total, prior_count)
+    at_global = sweep["thresholds"].index(micro["best_threshold"])
+    chosen: Dict[str, Dict[str, float]] = {}
+    for label in labels:
+        curve = sweep["per_type"].get(label)
+        if curve is None or curve["f"][at_global] >= curve["best_f"]:
+            raw = micro["best_threshold"]  # the label's own sweep shows nothing better
+        else:
+            raw = curve["best_threshold"]
+        final = shrink_threshold(raw, global_final, support[label], prior_count)
+        chosen[label] = {"support": support[label], "raw": float(raw), "final": final}
+    return {"support": total, "raw": float(micro["best_threshold"]), "final": global_final}, chosen, scored
+
+
+def _merge_views(views: Sequence[ViewPredictions]) -> ViewPredictions:
+    """One view of several passes over disjoint Examples (their Examples and batches joined)."""
+    return ViewPredictions(
+        [eg for v in views for eg in v.examples],
+        [batch for v in views for batch in v.batches],
+        views[0].disabled,
+        sum(v.seconds for v in views),
+    )
+
+
+def cross_validate_thresholds(
+    folds: Sequence[ViewPredictions], component: RelationExtractor, prior_count: float
+) -> Dict[str, float]:
+    """Out-of-sample F of `tune_thresholds`' rule by k-fold cross-validation over dev
+    documents: for each fold, thresholds picked on the other folds and applied to it; the
+    folds' strict counts are pooled into one micro F. Beside it, the pooled micro F at the
+    configured thresholds (no tuning), which is out of sample anyway. Thresholds picked and
+    scored on the same data look better than they are (the in-sample "after" figure); this is
+    the estimate to decide by (Stone 1974, "Cross-validatory choice and assessment of
+    statistical predictions", JRSS B 36(2)).
+
+    folds (Sequence[ViewPredictions]): predictions of disjoint dev documents (at least 2).
+    RETURNS (Dict[str, float]): ``{"folds", "configured_f", "tuned_f"}`` (F in [0, 1]). Leaves
+        every fold's relations at the configured thresholds.
+    RAISES (ValueError): for fewer than 2 folds.
+    """
+    if len(folds) < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {len(folds)}")
+    labels = list(component.labels)
+    symmetric = list(component.cfg["symmetric_labels"])
+    tuned = []  # picked first: picking writes the other folds' relations
+    for i in range(len(folds)):
+        _, chosen, _ = _pick_thresholds(_merge_views([f for j, f in enumerate(folds) if j != i]), component, prior_count)
+        tuned.append({label: c["final"] for label, c in chosen.items()})
+    examples = [eg for fold in folds for eg in fold.examples]
+
+    def pooled_f(thresholds: Sequence[Dict[str, float]]) -> float:
+        for fold, fold_thresholds in zip(folds, thresholds):
+            apply_thresholds(component, fold, fold_thresholds)
+        counts = count_relations(examples, labels=labels, symmetric_labels=symmetric)
+        return summarize_counts(counts, labels)["rel_micro_f"]
+
+    tuned_f = pooled_f(tuned)
+    configured_f = pooled_f([component.label_thresholds()] * len(folds))  # and left so
+    return {"folds": len(folds), "configured_f": configured_f, "tuned_f": tuned_f}
+
+
 def tune_thresholds(
     model: Union[str, Path],
     dev_path: Union[str, Path],
@@ -567,6 +645,7 @@ def tune_thresholds(
     view: Optional[str] = None,
     component: Optional[str] = None,
     prior_count: float = DEFAULT_PRIOR_COUNT,
+    folds: int = DEFAULT_FOLDS,
 ) -> Dict[str, Any]:
     """Pick each relation label's threshold on dev data and save the pipeline with them.
 
@@ -585,18 +664,27 @@ def tune_thresholds(
     into the component and into the pipeline's config (`set_thresholds`), so the saved
     ``config.cfg`` holds them and ``spacy train`` from it starts with them. Nothing is written
     unless the tuning succeeded.
+    The dev documents are predicted in `folds` alternating parts (one pipeline pass in all),
+    and `cross_validate_thresholds` estimates out of sample whether tuning beats the
+    configured thresholds.
 
     prior_count (float): how many gold relations a prior threshold is worth (default 20).
+    folds (int): parts of the dev documents for the cross-validated estimate (default 2);
+        0 or 1: none. With fewer documents than folds, or a fold without gold relations, the
+        estimate is left out.
     RETURNS (Dict[str, Any]): ``{"view", "prior_count", "global": {"support", "raw", "final"},
         "labels": {label: {"support", "raw", "final"}}, "thresholds": {label: final},
-        "dev_micro_f_before", "dev_micro_f_after"}`` (F in [0, 1], at the configured and at the
-        final thresholds).
+        "dev_micro_f_before", "dev_micro_f_after", "cross_validation"}`` (F in [0, 1], at the
+        configured and at the final thresholds; ``cross_validation``: the
+        `cross_validate_thresholds` result, or None).
     RAISES (EvaluationError): as `evaluate`, for a view the pipeline does not have, or dev data
         without a gold relation of the component's labels (nothing to tune on).
-    (ValueError): for a negative `prior_count`.
+    (ValueError): for a negative `prior_count` or `folds`.
     """
     if prior_count < 0:
         raise ValueError(f"prior_count must not be negative, got {prior_count}")
+    if folds < 0:
+        raise ValueError(f"folds must not be negative, got {folds}")
     nlp = _load(model)
     name, rel = find_relation_extractor(nlp, component)
     has_entities = bool(entity_components(nlp, name))
@@ -609,43 +697,30 @@ def tune_thresholds(
     missing = _no_gold_relations(examples, name, rel, str(dev_path))
     if missing is not None:
         raise EvaluationError(f"{missing}: no thresholds to tune; nothing was written")
-    predicted = predict_view(nlp, examples, view, component=name)
-    scored = score_view(predicted, rel)  # leaves the relations of the configured thresholds
-    labels = list(rel.labels)
-    symmetric = list(rel.cfg["symmetric_labels"])
-    counts = count_relations(predicted.examples, labels=labels, symmetric_labels=symmetric)
-    support = {label: int(counts[label].tp + counts[label].fn) if label in counts else 0 for label in labels}
-    sweep = scored["sweep"]
-    grid = sweep["thresholds"]
-    micro = sweep["micro"]
-    total = sum(support.values())
-    configured = float(rel.cfg["threshold"])
-    global_final = shrink_threshold(micro["best_threshold"], configured, total, prior_count)
-    chosen: Dict[str, Dict[str, float]] = {}
-    at_global = grid.index(micro["best_threshold"])
-    for label in labels:
-        curve = sweep["per_type"].get(label)
-        if curve is None or curve["f"][at_global] >= curve["best_f"]:
-            raw = micro["best_threshold"]  # the label's own sweep shows nothing better
-        else:
-            raw = curve["best_threshold"]
-        final = shrink_threshold(raw, global_final, support[label], prior_count)
-        chosen[label] = {"support": support[label], "raw": float(raw), "final": final}
+    n_folds = folds if 2 <= folds <= len(examples) else 1
+    parts = [predict_view(nlp, examples[k::n_folds], view, component=name) for k in range(n_folds)]
+    predicted = _merge_views(parts)
+    cross_validation = None
+    if n_folds > 1 and all(any(eg.reference._.relations for eg in part.examples) for part in parts):
+        cross_validation = cross_validate_thresholds(parts, rel, prior_count)
+    global_threshold, chosen, scored = _pick_thresholds(predicted, rel, prior_count)
     thresholds = {label: c["final"] for label, c in chosen.items()}
+    labels = list(rel.labels)
     apply_thresholds(rel, predicted, thresholds)
     after = summarize_counts(
-        count_relations(predicted.examples, labels=labels, symmetric_labels=symmetric), labels
+        count_relations(predicted.examples, labels=labels, symmetric_labels=list(rel.cfg["symmetric_labels"])), labels
     )["rel_micro_f"]
     set_thresholds(nlp, name, thresholds)
     nlp.to_disk(output_dir)
     return {
         "view": view,
         "prior_count": prior_count,
-        "global": {"support": total, "raw": float(micro["best_threshold"]), "final": global_final},
+        "global": global_threshold,
         "labels": chosen,
         "thresholds": thresholds,
         "dev_micro_f_before": scored["scores"]["rel_micro_f"],
         "dev_micro_f_after": after,
+        "cross_validation": cross_validation,
     }
 
 
