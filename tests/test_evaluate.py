@@ -266,8 +266,8 @@ def _dev_folds(nlp, dev_path, k):
 
 def test_cross_validate_thresholds_pools_the_folds(trained_pipeline, demo_corpus):
     """The configured thresholds' pooled F over disjoint folds is the whole dev set's F at
-    those thresholds; the tuned F differs from the in-sample one; a prior worth everything
-    leaves the configured thresholds, so tuned and configured agree."""
+    those thresholds; a prior worth everything keeps the configured thresholds, so tuned and
+    configured agree; the folds are left at the configured thresholds."""
     nlp = spacy.load(trained_pipeline)
     _, rel = find_relation_extractor(nlp)
     folds, whole = _dev_folds(nlp, demo_corpus["dev"], 3)
