@@ -701,7 +701,7 @@ def tune_thresholds(
     parts = [predict_view(nlp, examples[k::n_folds], view, component=name) for k in range(n_folds)]
     predicted = _merge_views(parts)
     cross_validation = None
-    if n_folds > 1 and all(any(eg.reference._.relations for eg in part.examples) for part in parts):
+    if n_folds > 1 and all(_no_gold_relations(part.examples, name, rel, str(dev_path)) is None for part in parts):
         cross_validation = cross_validate_thresholds(parts, rel, prior_count)
     global_threshold, chosen, scored = _pick_thresholds(predicted, rel, prior_count)
     thresholds = {label: c["final"] for label, c in chosen.items()}
