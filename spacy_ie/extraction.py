@@ -18,7 +18,15 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .display import doc_to_attention_html, doc_to_displacy, render_html
-from .records import InputDoc, atomic_open, doc_to_record, read_documents, record_to_line
+from .records import (
+    InputDoc,
+    atomic_open,
+    doc_to_record,
+    entity_spans,
+    entity_spans_key,
+    read_documents,
+    record_to_line,
+)
 from .relations import register_extensions, relation_count
 from .training.converters.doccano import doc_to_doccano
 from .training.converters.label_studio import doc_to_label_studio, label_studio_config
@@ -35,16 +43,18 @@ def doc_to_line(
     meta: Optional[Dict[str, Any]] = None,
     output_format: str = "jsonl",
     model_version: str = "spacy-ie",
+    spans_key: Optional[str] = None,
 ) -> str:
     """One output line (with its "\\n") for `doc` in `output_format`: "jsonl"
     (`spacy_ie.records.doc_to_record`), "label-studio" (`doc_to_label_studio`) or "doccano"
-    (`doc_to_doccano`). RAISES (ValueError): for another format."""
+    (`doc_to_doccano`); the entities from ``doc.ents`` or the span group `spans_key`
+    (`spacy_ie.records.entity_spans_key`). RAISES (ValueError): for another format."""
     if output_format == "jsonl":
-        record = doc_to_record(doc, meta)
+        record = doc_to_record(doc, meta, spans_key)
     elif output_format == "label-studio":
-        record = doc_to_label_studio(doc, meta, model_version=model_version)
+        record = doc_to_label_studio(doc, meta, model_version=model_version, spans_key=spans_key)
     elif output_format == "doccano":
-        record = doc_to_doccano(doc, meta, model_version=model_version)
+        record = doc_to_doccano(doc, meta, model_version=model_version, spans_key=spans_key)
     else:
         raise ValueError(f"unknown output format {output_format!r}; expected one of "
                          f"{', '.join(OUTPUT_FORMATS)}")  # fmt: skip
@@ -97,6 +107,8 @@ class LineWriter(DocSink):
     write (Callable[[str], Any]): receives each line, with its "\\n".
     output_format (str): one of `OUTPUT_FORMATS`.
     model_version (str): written into Label Studio and doccano records (`model_version_of`).
+    spans_key (Optional[str]): where the entities are: None for ``doc.ents``, else a span
+        group (`spacy_ie.records.entity_spans_key` of the pipeline).
     RAISES (ValueError): for an unknown `output_format`.
     """
 
@@ -105,6 +117,7 @@ class LineWriter(DocSink):
         write: Callable[[str], Any],
         output_format: str = "jsonl",
         model_version: str = "spacy-ie",
+        spans_key: Optional[str] = None,
     ) -> None:
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {output_format!r}; expected one of "
@@ -112,11 +125,12 @@ class LineWriter(DocSink):
         self._write = write
         self.output_format = output_format
         self.model_version = model_version
+        self.spans_key = spans_key
         self.as_array = output_format == "label-studio"
         self.n_lines = 0
 
     def write(self, doc: Doc, meta: Optional[Dict[str, Any]]) -> None:
-        line = doc_to_line(doc, meta, self.output_format, self.model_version)
+        line = doc_to_line(doc, meta, self.output_format, self.model_version, self.spans_key)
         if self.as_array:
             line = ("," if self.n_lines else "[\n") + line
         self._write(line)
@@ -173,9 +187,10 @@ class HTMLPage(DocSink):
 @dataclass
 class ExtractionSummary:
     """Counts of one extraction run: documents, words (spaCy tokens other than whitespace),
-    entities (``doc.ents``), relations, the seconds of the run; with an HTML page, the
-    documents drawn, the relations not drawn as arcs, the documents drawn only in part
-    (longer than `spacy_ie.display.HTML_MAX_CHARS`) and whether any had attention weights."""
+    entities (`spacy_ie.records.entity_spans`: ``doc.ents`` or the span group of
+    `entity_spans_key`), relations, the seconds of the run; with an HTML page, the documents
+    drawn, the relations not drawn as arcs, the documents drawn only in part (longer than
+    `spacy_ie.display.HTML_MAX_CHARS`) and whether any had attention weights."""
 
     n_docs: int = 0
     n_words: int = 0
@@ -214,6 +229,7 @@ def extract(
     RAISES: what reading `documents` raises (e.g. `InputError`), and what the sinks raise.
     """
     summary = ExtractionSummary()
+    spans_key = entity_spans_key(nlp)
     start = time.perf_counter()
     docs = nlp.pipe(documents, as_tuples=True, n_process=n_process, batch_size=batch_size)
     for doc, meta in docs:
@@ -221,7 +237,7 @@ def extract(
             sink.write(doc, meta)
         summary.n_docs += 1
         summary.n_words += sum(1 for token in doc if not token.is_space)
-        summary.n_entities += len(doc.ents)
+        summary.n_entities += len(entity_spans(doc, spans_key))
         summary.n_relations += relation_count(doc)
         if progress is not None:
             progress(1)
@@ -265,7 +281,8 @@ def extract_to_files(
     with ExitStack() as stack:
         if isinstance(output, (str, Path)):
             output = stack.enter_context(atomic_open(output))
-        lines = LineWriter(output.write, output_format, model_version_of(nlp))
+        spans_key = entity_spans_key(nlp)
+        lines = LineWriter(output.write, output_format, model_version_of(nlp), spans_key)
         page = HTMLPage(html_limit) if html_path is not None else None
         all_sinks = [lines] + ([page] if page is not None else []) + list(sinks)
         documents = read_documents(input_path, paragraphs=paragraphs)

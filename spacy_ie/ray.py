@@ -24,8 +24,10 @@ column        type                                  value
 ============  ====================================  ===========================================
 id            the input id column's type            the id column's values, under "id"
 text          string                                the input text (null when it is not a str)
-entities      list<struct<text, label, start, end,  ``doc.ents``, character offsets (kb_id:
-              kb_id>>                               an entity linker's, else null)
+entities      list<struct<text, label, start, end,  `records.entity_spans` (``doc.ents``, or a
+              kb_id>>                               span pipeline's span group), character
+                                                    offsets (kb_id: an entity linker's, else
+                                                    null)
 relations     list<struct<head, tail, label,        ``doc._.relations``; head and tail as
               score>>                               the entities, score rounded to 4 places
 cats          map<string, float64>                  ``doc.cats``
@@ -83,6 +85,7 @@ from .records import (
     InputDoc,
     InputError,
     doc_to_record,
+    entity_spans_key,
     read_documents,
     record_to_line,
 )
@@ -157,6 +160,7 @@ class RelationExtractorActor:
             spacy.require_gpu()
         # The shared loader: a pipeline that cannot load fails with one line naming the file.
         self.nlp: Language = load_pipeline(model, disable=list(disable))
+        self.spans_key = entity_spans_key(self.nlp)
         self.text_column = text_column
         self.id_column = id_column
         self.batch_size = batch_size
@@ -204,7 +208,7 @@ class RelationExtractorActor:
         try:
             docs = self.nlp.pipe([texts[i] for i in good], batch_size=self.batch_size)
             for i, doc in zip(good, docs):
-                records[i] = doc_to_record(doc)
+                records[i] = doc_to_record(doc, spans_key=self.spans_key)
         except Exception:  # one bad text (or component) in the batch: retry one by one
             for i in good:
                 records[i] = self.process_one(texts[i])
@@ -218,7 +222,7 @@ class RelationExtractorActor:
             for step, component in self.nlp.pipeline:
                 doc = component(doc)
             step = "doc_to_record"
-            return doc_to_record(doc)
+            return doc_to_record(doc, spans_key=self.spans_key)
         except Exception as err:
             return error_record(text, f"{step}: {type(err).__name__}: {err}")
 

@@ -17,8 +17,9 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
+from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from .relations import register_extensions
@@ -143,20 +144,44 @@ def span_to_dict(span: Span) -> Dict[str, Any]:
     return record
 
 
-def doc_to_record(doc: Doc, meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def entity_spans_key(nlp: Language) -> Optional[str]:
+    """Where a pipeline's entities are: the ``spans_key`` of its first relation_extractor (a
+    span pipeline's span group, e.g. "entities"), or None for ``doc.ents`` (also without a
+    relation extractor). Disabled components count."""
+    for name in nlp.component_names:
+        if nlp.get_pipe_meta(name).factory == "relation_extractor":
+            return nlp.get_pipe(name).cfg.get("spans_key")
+    return None
+
+
+def entity_spans(doc: Doc, spans_key: Optional[str] = None) -> Sequence[Span]:
+    """The entities of a processed Doc, in text order: ``doc.ents`` when `spans_key` is None,
+    else the span group ``doc.spans[spans_key]`` sorted by start and end (nothing when the Doc
+    has no such group): what the relation extractor reads (`entity_spans_key`)."""
+    if spans_key is None:
+        return doc.ents
+    group = doc.spans[spans_key] if spans_key in doc.spans else []
+    return sorted(group, key=lambda span: (span.start, span.end))
+
+
+def doc_to_record(
+    doc: Doc, meta: Optional[Dict[str, Any]] = None, spans_key: Optional[str] = None
+) -> Dict[str, Any]:
     """The JSON-serializable record of a processed Doc::
 
         {"text": str,
-         "entities": [{"text", "label", "start", "end"}, ...],       # doc.ents, char offsets
+         "entities": [{"text", "label", "start", "end"}, ...],       # char offsets
          "relations": [{"head": {...}, "tail": {...}, "label": str, "score": float}, ...],
          "cats": {label: score},
          "meta": {...}}                                               # only when `meta` is given
 
-    Head and tail have the entities' form; ``text[start:end]`` is the span's text.
+    The entities are `entity_spans(doc, spans_key)`: ``doc.ents``, or a span pipeline's span
+    group (pass `entity_spans_key(nlp)`). Head and tail have the entities' form;
+    ``text[start:end]`` is the span's text.
     """
     record: Dict[str, Any] = {
         "text": doc.text,
-        "entities": [span_to_dict(ent) for ent in doc.ents],
+        "entities": [span_to_dict(ent) for ent in entity_spans(doc, spans_key)],
         "relations": [
             {
                 "head": span_to_dict(rel.head),

@@ -31,7 +31,14 @@ from spacy_ie.display import (
     render_html,
 )
 from spacy_ie.extraction import DocSink, HTMLPage, LineWriter, extract
-from spacy_ie.records import InputError, count_documents, doc_to_record, read_documents
+from spacy_ie.records import (
+    InputError,
+    count_documents,
+    doc_to_record,
+    entity_spans,
+    entity_spans_key,
+    read_documents,
+)
 
 DEMO_TEST = Path(__file__).resolve().parent.parent / "assets" / "demo" / "test.jsonl"
 
@@ -257,6 +264,41 @@ def test_doc_to_record(annotated_doc):
         "score": 0.9,
     }
     json.dumps(record)
+
+
+def test_span_pipeline_records_hold_the_span_group():
+    """A span pipeline's entities are in the span group its relation extractor reads
+    (`spans_key`), not in doc.ents: the records, the pre-annotations and the summary take them
+    from there, in text order, overlapping ones included; a doc.ents pipeline is unchanged."""
+    nlp = spacy.blank("en")
+
+    @spacy.Language.component("test_write_span_group")
+    def write_span_group(doc):
+        spans = [Span(doc, 3, 4, "LOC"), Span(doc, 0, 2, "PER"), Span(doc, 1, 2, "PER")]  # by score
+        doc.spans["entities"] = spans
+        return doc
+
+    nlp.add_pipe("test_write_span_group")
+    assert entity_spans_key(nlp) is None  # no relation extractor: doc.ents
+    nlp.add_pipe("relation_extractor", config={"spans_key": "entities"})
+    nlp.disable_pipe("relation_extractor")  # not trained here; its spans_key still counts
+    assert entity_spans_key(nlp) == "entities"
+    doc = nlp("Ada Lovelace in London .")
+    assert [s.text for s in entity_spans(doc, "entities")] == ["Ada Lovelace", "Lovelace", "London"]
+    assert list(entity_spans(doc)) == [] and entity_spans(doc, "other") == []
+    record = doc_to_record(doc, spans_key="entities")
+    assert [(e["text"], e["label"], e["start"]) for e in record["entities"]] == [
+        ("Ada Lovelace", "PER", 0), ("Lovelace", "PER", 4), ("London", "LOC", 16)]  # fmt: skip
+    assert doc_to_record(doc)["entities"] == []
+    jsonl, label_studio, doccano = [], [], []
+    writers = [LineWriter(jsonl.append, spans_key="entities"),
+               LineWriter(label_studio.append, "label-studio", spans_key="entities"),
+               LineWriter(doccano.append, "doccano", spans_key="entities")]  # fmt: skip
+    summary = extract(nlp, [("Ada Lovelace in London .", None)], writers)
+    assert summary.n_entities == 3 and len(json.loads(jsonl[0])["entities"]) == 3
+    regions = json.loads("".join(label_studio))[0]["predictions"][0]["result"]
+    assert [r["value"]["text"] for r in regions] == ["Ada Lovelace", "Lovelace", "London"]
+    assert [e["start_offset"] for e in json.loads(doccano[0])["entities"]] == [0, 4, 16]
 
 
 def test_doc_to_displacy(annotated_doc):

@@ -18,7 +18,7 @@ from ..display import HTML_MAX_CHARS
 from ..extraction import OUTPUT_FORMATS, extract_to_files
 from ..graph import GraphDependencyError, GraphError
 from ..graph.sink import GraphSink
-from ..records import InputError, count_documents
+from ..records import InputError, count_documents, entity_spans_key
 from ..util import PipelineLoadError, load_pipeline
 from ._app import app, fail
 from .extract_ray import ENGINES, extract_ray_cli, say
@@ -230,7 +230,9 @@ def extract_cli(
 
     show_bar = n_docs >= PROGRESS_MIN_DOCS and _isatty(sys.stderr)
     show_bar = show_bar and not (to_stdout and _isatty(sys.stdout))
-    sinks = [GraphSink(open_graph_or_fail(graph))] if graph is not None else []
+    sinks = []
+    if graph is not None:
+        sinks = [GraphSink(open_graph_or_fail(graph), spans_key=entity_spans_key(nlp))]
     try:
         with (tqdm(total=n_docs, unit="doc", file=sys.stderr, disable=not show_bar) as bar,
               ExitStack() as stack):  # fmt: skip

@@ -121,7 +121,10 @@ class SpacyIEExtractor(EntityRelationExtractor):
             from ..util import load_pipeline
 
             nlp = load_pipeline(nlp)
+        from ..records import entity_spans_key
+
         self.nlp = nlp
+        self.spans_key = entity_spans_key(nlp)
         self.batch_size = batch_size
         self.min_score = min_score
 
@@ -145,7 +148,7 @@ class SpacyIEExtractor(EntityRelationExtractor):
                                  type(err).__name__, err)  # fmt: skip
                     docs.append(None)
         return [
-            Neo4jGraph() if doc is None else record_to_graph(doc_to_record(doc), self.min_score)
+            Neo4jGraph() if doc is None else record_to_graph(doc_to_record(doc, spans_key=self.spans_key), self.min_score)
             for doc in docs
         ]
 

@@ -18,19 +18,25 @@ class GraphSink(DocSink):
     stays, and a re-run completes it) and leaves no partial RDF file.
 
     target (Union[str, Path, GraphWriter]): a ``--graph`` target, or an open `GraphWriter`.
+    spans_key (Optional[str]): where the entities are: None for ``doc.ents``, else a span group
+        (`spacy_ie.records.entity_spans_key` of the pipeline).
     RAISES: as `spacy_ie.graph.open_store`.
     """
 
     def __init__(
-        self, target: Union[str, Path, GraphWriter], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        target: Union[str, Path, GraphWriter],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        spans_key: Optional[str] = None,
     ) -> None:
+        self.spans_key = spans_key
         if isinstance(target, GraphWriter):
             self.writer = target
         else:
             self.writer = open_graph(target, batch_size=batch_size)
 
     def write(self, doc: Doc, meta: Optional[Dict[str, Any]]) -> None:
-        self.writer.add(doc_to_record(doc, meta))
+        self.writer.add(doc_to_record(doc, meta, self.spans_key))
 
     def close(self) -> None:
         self.writer.close()

@@ -131,7 +131,11 @@ def _record_to_doc(
 
 
 def doc_to_doccano(
-    doc: Doc, meta: Optional[Dict[str, Any]] = None, *, model_version: str = "spacy-ie"
+    doc: Doc,
+    meta: Optional[Dict[str, Any]] = None,
+    *,
+    model_version: str = "spacy-ie",
+    spans_key: Optional[str] = None,
 ) -> Dict[str, Any]:
     """A doccano example (sequence labeling with relations) with the Doc's predictions::
 
@@ -141,7 +145,8 @@ def doc_to_doccano(
          "spacy_ie": {"model_version": str, "relation_scores": [float, ...]},
          **meta}
 
-    Entities are ``doc.ents`` plus relation arguments outside them, with character offsets.
+    Entities are ``doc.ents`` (or the span group `spans_key`) plus relation arguments outside
+    them (`predicted_spans`), with character offsets.
     doccano has no field for scores: they go, one per relation in order, under ``"spacy_ie"``,
     which doccano keeps as the example's metadata (its import keeps unknown top-level fields).
     `spacy_ie.extraction.doc_to_line` writes it as ASCII-only JSON, which doccano's encoding
@@ -152,7 +157,7 @@ def doc_to_doccano(
     relations = doc._.relations  # built once: each read makes new Spans
     entity_ids: Dict[Tuple[int, int, str], int] = {}
     entities = []
-    for span in predicted_spans(doc, relations):
+    for span in predicted_spans(doc, relations, spans_key):
         key = (span.start_char, span.end_char, span.label_)
         entity_ids[key] = len(entity_ids)
         entities.append(

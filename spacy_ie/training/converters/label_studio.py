@@ -45,6 +45,7 @@ from xml.sax.saxutils import quoteattr
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from ...records import entity_spans
 from ...relations import Relation
 
 from .char_offsets import char_annotations_to_doc, char_entity
@@ -266,12 +267,16 @@ def _relation(
 # --- export: pre-annotations -------------------------------------------------------------------
 
 
-def predicted_spans(doc: Doc, relations: Sequence[Relation]) -> List[Span]:
+def predicted_spans(
+    doc: Doc, relations: Sequence[Relation], spans_key: Optional[str] = None
+) -> List[Span]:
     """The entities of a pre-annotation export (`doc_to_label_studio`, and doccano's
-    `doc_to_doccano`): doc.ents, then the arguments of `relations` (the Doc's) not among them
-    (e.g. from a span group), without duplicates (same characters and label), in text order."""
+    `doc_to_doccano`): `spacy_ie.records.entity_spans` (doc.ents, or the span group
+    `spans_key`), then the arguments of `relations` (the Doc's) not among them, without
+    duplicates (same characters and label), in text order."""
     spans: Dict[Tuple[int, int, str], Span] = {}
-    for span in list(doc.ents) + [s for rel in relations for s in (rel.head, rel.tail)]:
+    args = [s for rel in relations for s in (rel.head, rel.tail)]
+    for span in list(entity_spans(doc, spans_key)) + args:
         spans.setdefault((span.start_char, span.end_char, span.label_), span)
     return [spans[key] for key in sorted(spans)]
 
@@ -283,6 +288,7 @@ def doc_to_label_studio(
     model_version: str = "spacy-ie",
     from_name: str = "label",
     to_name: str = "text",
+    spans_key: Optional[str] = None,
 ) -> Dict[str, Any]:
     """A Label Studio task with the Doc's predictions as pre-annotations::
 
@@ -290,7 +296,8 @@ def doc_to_label_studio(
          "predictions": [{"model_version": str, "score": float,
                           "result": [region, ..., relation, ...]}]}
 
-    Each entity (``doc.ents``, plus relation arguments outside them) is a region ``{"id": "e0",
+    Each entity (``doc.ents`` or the span group `spans_key`, plus relation arguments outside
+    them; `predicted_spans`) is a region ``{"id": "e0",
     "type": "labels", "from_name", "to_name", "value": {"start", "end", "text", "labels":
     [label]}}`` with character offsets (code points, Python string indices, as Label Studio
     stores them since it stopped counting UTF-16 code units, label-studio PR #1559). Each
@@ -307,7 +314,7 @@ def doc_to_label_studio(
     relations = doc._.relations  # built once: each read makes new Spans
     region_ids: Dict[Tuple[int, int, str], str] = {}
     result: List[Dict[str, Any]] = []
-    for span in predicted_spans(doc, relations):
+    for span in predicted_spans(doc, relations, spans_key):
         key = (span.start_char, span.end_char, span.label_)
         region_ids[key] = f"e{len(region_ids)}"
         result.append(
