@@ -17,7 +17,7 @@ int8=MODEL_INT8`` for `spacy_ie quantize`'s speed-up; this script replaces the e
 two-pipeline ``quantize_speed.py``).
 
 On a GPU (``--gpu-id 0``): ``spacy.require_gpu`` before loading; words/s by wall time (CPU time
-then counts the host's share only), ``speedup`` by wall time; ``--mixed-precision`` loads every
+then counts the host's share only), ``speedup_wall`` beside ``speedup_cpu``; ``--mixed-precision`` loads every
 transformer with spacy-transformers' ``mixed_precision`` (PyTorch autocast, fp16 matrix products).
 """
 import json
@@ -60,7 +60,8 @@ def plot(rows: Dict[str, Dict[str, Any]], path: Path, title: str, gpu: bool = Fa
                     xytext=(5, 4 if by_speed.index(name) % 2 == 0 else -11), fontsize=8)  # fmt: skip
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.15)  # room for the labels
-    ax.set_xlabel("GPU words per second (wall time, log scale)" if gpu else "CPU words per second (one thread, log scale)")
+    gpu_label, cpu_label = "GPU words per second (wall time", "CPU words per second (one thread"
+    ax.set_xlabel(f"{gpu_label if gpu else cpu_label}, log scale)")
     ax.set_ylabel("end-to-end relation F1 (strict micro)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)

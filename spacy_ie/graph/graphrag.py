@@ -148,7 +148,9 @@ class SpacyIEExtractor(EntityRelationExtractor):
                                  type(err).__name__, err)  # fmt: skip
                     docs.append(None)
         return [
-            Neo4jGraph() if doc is None else record_to_graph(doc_to_record(doc, spans_key=self.spans_key), self.min_score)
+            Neo4jGraph()
+            if doc is None
+            else record_to_graph(doc_to_record(doc, spans_key=self.spans_key), self.min_score)
             for doc in docs
         ]
 
