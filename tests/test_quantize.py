@@ -232,7 +232,9 @@ def test_quantize_module_per_tensor_or_per_channel():
         quantize_module(torch.nn.Sequential(torch.nn.Linear(8, 6)), activations="per_row")
 
 
-def test_int8_linear_is_the_int8_product_scaled_per_row_and_column():
+@pytest.mark.parametrize("native_int_mm", [True, False])
+def test_int8_linear_is_the_int8_product_scaled_per_row_and_column(native_int_mm, monkeypatch):
+    """The same product whether torch._int_mm or the float32 fallback (CPUs without VNNI) runs."""
     import copy
 
     from spacy_ie.quantize import Int8Linear, quantize_module
@@ -240,6 +242,7 @@ def test_int8_linear_is_the_int8_product_scaled_per_row_and_column():
     torch.manual_seed(1)
     linear = torch.nn.Linear(16, 5)
     layer = Int8Linear.from_float(linear)
+    monkeypatch.setattr(layer, "native_int_mm", native_int_mm)
     X = torch.randn(2, 3, 16)
     X[0, 0, 4] = 40.0  # an outlier channel in one row: the other rows keep their resolution
     rows = X.reshape(-1, 16)
