@@ -160,12 +160,12 @@ class Int8Linear(torch.nn.Module):
         for start in range(0, rows.shape[0], self.block_rows):
             block = rows[start : start + self.block_rows]
             scale = block.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127)
-            block_int8 = torch.div(block, scale).round_().to(torch.int8)
+            block_q = torch.div(block, scale).round_()  # integers in [-127, 127], float32
             block_out = out[start : start + self.block_rows]
             if self.native_int_mm:
-                torch.mul(torch._int_mm(block_int8, self.weight_int8), scale, out=block_out)
+                torch.mul(torch._int_mm(block_q.to(torch.int8), self.weight_int8), scale, out=block_out)
             else:
-                torch.mm(block_int8.to(torch.float32), self._float_weight(), out=block_out).mul_(scale)
+                torch.mm(block_q, self._float_weight(), out=block_out).mul_(scale)
             block_out.mul_(self.weight_scale)
             if self.bias is not None:
                 block_out.add_(self.bias)
