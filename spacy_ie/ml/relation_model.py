@@ -59,7 +59,7 @@ def build_relation_model(
     dropout: float = 0.1,
     label_width: int = 16,
     distance_width: int = 16,
-    context_window: int = 10,
+    context_window: int = 0,
     span_pooling: Optional[Model[Ragged, Floats2d]] = None,
     context_attention: Optional[Model] = None,
     nO: Optional[int] = None,
@@ -73,7 +73,11 @@ def build_relation_model(
     label_width (int): width of each entity-label embedding (0 disables them).
     distance_width (int): width of the distance embedding (0 disables it).
     context_window (int): the context of a pair is its sentence (when the Doc has sentence
-        boundaries), clipped to `context_window` tokens beyond the pair on each side.
+        boundaries), clipped to `context_window` tokens beyond the pair on each side; 0 (the
+        default) keeps the tokens from the start of the first entity to the end of the second
+        (SpERT's localized context, Eberts & Ulges 2020, plus the two entities). Chosen on dev
+        over CNN and transformer encoders, gold and predicted entities (BENCHMARKS.md, "The
+        relation model's context window").
     span_pooling (Optional[Model]): pools an entity's tokens into one vector; default
         `spacy_ie.AttentionPooling.v1` with one head. Must output nI columns.
     context_attention (Optional[Model]): default `spacy_ie.PairContextAttention.v1`.

@@ -29,7 +29,7 @@ hidden_width = 128
 dropout = 0.1
 label_width = 16
 distance_width = 16
-context_window = 10
+context_window = 0
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG + DEFAULT_TOK2VEC_CONFIG)["model"]
 
