@@ -131,6 +131,14 @@ def test_distill_errors(tmp_path, trained_pipeline):
         distill(trained_pipeline, nothing, CONFIG, tmp_path / "c", heldout_every=1)
     with pytest.raises(ValueError, match="gold_share"):
         distill(trained_pipeline, nothing, CONFIG, tmp_path / "d", gold_share=1.0)
+    with pytest.raises(ValueError, match="soft_spans"):
+        distill(trained_pipeline, nothing, CONFIG, tmp_path / "e", soft_spans=1.5)
+    # soft span targets need a spancat_singlelabel in the student config and in the teacher
+    with pytest.raises(ValueError, match="ner_rel_tok2vec.cfg: soft span targets need a student"):
+        distill(trained_pipeline, nothing, CONFIG, tmp_path / "f", soft_spans=0.5)
+    spancat_student = REPO_ROOT / "configs" / "spancat_rel_sourced.cfg"
+    with pytest.raises(ValueError, match="need a teacher with a spancat_singlelabel"):
+        distill(trained_pipeline, nothing, spancat_student, tmp_path / "g", soft_spans=0.5, show_progress=False)
 
 
 def test_distill_cli_errors(tmp_path, trained_pipeline, raw_text):

@@ -516,6 +516,45 @@ def test_sourced_pipeline_round_trips(trained_sourced):
     numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_distill_with_soft_span_targets(tmp_path, trained_sourced, tiny_source, nested_corpus):
+    """A spancat teacher's span probabilities go with its annotations, and the student's
+    spancat_singlelabel becomes spancat_singlelabel_soft (spacy_ie distill --soft-spans)."""
+    from spacy_ie.pipeline.soft_spancat import SoftTargetSpanCategorizer, get_soft_spans
+    from spacy_ie.training.distill import MIN_SOFT_PROB, TEACHER_DOCS, distill
+
+    teacher = trained_sourced["nlp"]
+    texts = [eg.reference.text for eg in _examples(teacher, nested_corpus["train"])]
+    raw = tmp_path / "raw.txt"
+    raw.write_text("\n".join(texts) + "\n", encoding="utf8")
+    overrides = {"paths.source": str(tiny_source), "training.max_steps": 2, "training.eval_frequency": 1}
+    for component in ("spancat", "relation_extractor"):
+        overrides[f"components.{component}.model.model.tok2vec.width"] = 32
+    out = tmp_path / "distilled"
+    summary = distill(trained_sourced["path"], raw, SOURCED_CONFIG, out, overrides=overrides, heldout_every=4,
+                      soft_spans=0.5, show_progress=False)  # fmt: skip
+    assert summary.soft_spans == 0.5 and summary.n_relations > 0
+    labels = list(teacher.get_pipe("spancat").labels)
+    annotated = list(DocBin().from_disk(out / TEACHER_DOCS).get_docs(teacher.vocab))
+    assert [d.text for d in annotated] == texts
+    for doc in annotated:
+        soft = get_soft_spans(doc, KEY)
+        assert list(soft["labels"]) == labels and soft["probs"].shape == (len(soft["spans"]), len(labels) + 1)
+        probs = soft["probs"].astype("float32")
+        numpy.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-2)
+        assert (probs[:, -1] <= 1.0 - MIN_SOFT_PROB + 1e-3).all()  # only spans with entity mass
+        scored = {(int(s), int(e)) for s, e in soft["spans"]}
+        assert {(s.start, s.end) for s in doc.spans[KEY]} <= scored  # the teacher's decisions among them
+    student = spacy.load(out / "model-best")
+    spancat = student.get_pipe("spancat")
+    assert isinstance(spancat, SoftTargetSpanCategorizer) and spancat.cfg["soft_weight"] == 0.5
+    assert Config().from_disk(out / "student.cfg")["components"]["spancat"]["factory"] == "spancat_singlelabel_soft"
+    # a run with hard targets reuses the annotations, and its student is spaCy's spancat
+    again = distill(trained_sourced["path"], raw, SOURCED_CONFIG, out, overrides=overrides, heldout_every=4,
+                    show_progress=False)  # fmt: skip
+    assert again.reused_annotations and again.soft_spans == 0.0
+    assert not isinstance(spacy.load(out / "model-best").get_pipe("spancat"), SoftTargetSpanCategorizer)
+
+
 # --- configs/spancat_rel_trf.cfg on the local all-MiniLM-L6-v2, offline ---------------------------
 
 TRF_OVERRIDES = {

@@ -40,6 +40,9 @@ def distill_cli(
     spans_key: Annotated[
         str, typer.Option("--spans-key", help="The span group that holds the entities (spancat teachers and students).")
     ] = DEFAULT_SPANS_KEY,
+    soft_spans: Annotated[
+        float, typer.Option("--soft-spans", help="Also train the student's spancat_singlelabel on the teacher's span probabilities, with this weight in [0, 1] (0: the teacher's decisions only).")
+    ] = 0.0,
     paragraphs: Annotated[
         bool, typer.Option("--paragraphs", help=".txt: one document per blank-line-separated paragraph.")
     ] = False,
@@ -50,7 +53,9 @@ def distill_cli(
     config overrides, as for spacy train: --paths.train GOLD.spacy adds gold training data,
     --paths.dev GOLD.spacy selects the student on gold data (without it, on a held-out slice of
     the teacher's annotations). The gold documents are repeated to --gold-share of the
-    training tokens. A re-run with the same teacher and text reuses the annotations.
+    training tokens. With --soft-spans W the student's span categorizer learns from the
+    teacher's span probabilities as well (weight W; spancat teacher and student). A re-run with
+    the same teacher and text reuses the annotations.
     """
     if not Path(teacher).exists() and not is_package(teacher):
         fail(f"No such pipeline directory or package: {teacher}")
@@ -64,6 +69,7 @@ def distill_cli(
         distill(
             teacher, raw_text, student_config, output, overrides=overrides, use_gpu=gpu_id,
             spans_key=spans_key, heldout_every=heldout_every, gold_share=gold_share, paragraphs=paragraphs,
+            soft_spans=soft_spans,
         )  # fmt: skip
     except InputError as err:
         fail("Cannot read the raw text", str(err))

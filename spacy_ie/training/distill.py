@@ -10,6 +10,12 @@ self-training, e.g. Xie et al. 2020, "Self-training with Noisy Student improves 
 classification"): the student learns the teacher's decisions, not its probabilities, so any
 student config works unchanged and the teacher's tuned thresholds carry over.
 
+With `soft_spans` (a weight above 0) the entities are also distilled with soft targets (Hinton
+et al. 2015): the teacher's ``spancat_singlelabel`` writes its probabilities for every suggested
+span it gives at least `MIN_SOFT_PROB` of entity mass (`teacher_soft_spans`), and the student's
+``spancat_singlelabel`` becomes ``spancat_singlelabel_soft``
+(`spacy_ie.pipeline.soft_spancat`), which mixes them into its targets with that weight.
+
 Output directory (``OUTPUT``)::
 
     teacher.spacy   the teacher's annotations of every raw document (reused by a re-run with
@@ -19,6 +25,7 @@ Output directory (``OUTPUT``)::
                     slice, less texts that the gold data has) + the gold training Docs, repeated
                     to `DEFAULT_GOLD_SHARE` of the tokens (see `gold_copies`)
     dev.spacy       only without a gold dev set: every `heldout_every`-th teacher document
+    student.cfg     only with `soft_spans`: the student config with its spancat switched
     model-best/, model-last/   ``spacy train``'s output
 """
 import json
@@ -29,11 +36,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Unio
 
 from spacy.cli.train import train as spacy_train
 from spacy.language import Language
+from spacy.pipeline.spancat import SpanCategorizer
 from spacy.tokens import Doc, DocBin
-from spacy.util import filter_spans
+from spacy.util import filter_spans, load_config, minibatch
 from spacy.vocab import Vocab
 from wasabi import msg
 
+from ..pipeline.soft_spancat import SOFT_SPANS_KEY, set_soft_spans
 from ..records import InputDoc
 from ..relations import USER_DATA_KEY, relation_count
 
@@ -42,6 +51,8 @@ TEACHER_META = "teacher.json"
 DEFAULT_SPANS_KEY = "entities"
 DEFAULT_HELDOUT_EVERY = 10
 DEFAULT_GOLD_SHARE = 0.5
+MIN_SOFT_PROB = 0.01
+SOFT_FACTORY = "spancat_singlelabel_soft"
 
 
 @dataclass
@@ -51,7 +62,7 @@ class DistillSummary:
     (`n_teacher_train`: less the dev slice and the texts the gold data has) and gold training
     documents (`n_gold_train`), each `gold_copies` times in the training set; the dev set
     (`dev_source`: "gold" or "teacher", `n_dev` documents); whether the teacher's annotations
-    were reused from an earlier run."""
+    were reused from an earlier run; the soft span targets' weight (0: none)."""
 
     n_annotated: int = 0
     n_entities: int = 0
@@ -62,6 +73,7 @@ class DistillSummary:
     n_dev: int = 0
     dev_source: str = "teacher"
     reused_annotations: bool = False
+    soft_spans: float = 0.0
 
 
 def complete_entities(doc: Doc, spans_key: str = DEFAULT_SPANS_KEY) -> Doc:
@@ -107,19 +119,82 @@ def annotate(
     spans_key: str = DEFAULT_SPANS_KEY,
     batch_size: int = 64,
     progress: Optional[Callable[[int], Any]] = None,
+    soft_spans: bool = False,
 ) -> Iterator[Doc]:
     """The teacher's Docs of `documents` (``(text, meta)`` pairs, e.g. from
     `spacy_ie.records.read_documents`), in order, each with `complete_entities` and with no
-    user data but its relations: a transformer teacher's ``doc._.trf_data`` (its hidden
-    states, tens of KB a sentence) would otherwise be kept, and written by
-    ``DocBin(store_user_data=True)``. progress: called with 1 per Doc (e.g. ``tqdm.update``)."""
+    user data but its relations (and, with `soft_spans`, `teacher_soft_spans`' span
+    probabilities): a transformer teacher's ``doc._.trf_data`` (its hidden states, tens of KB a
+    sentence) would otherwise be kept, and written by ``DocBin(store_user_data=True)``.
+    progress: called with 1 per Doc (e.g. ``tqdm.update``).
+    RAISES (ValueError): `soft_spans` with a teacher that has no ``spancat_singlelabel`` for
+        `spans_key`."""
+    spancat = span_categorizer(teacher, spans_key) if soft_spans else None
+    if soft_spans and spancat is None:
+        raise ValueError(
+            f"soft span targets need a teacher with a spancat_singlelabel on the span group "
+            f"{spans_key!r}; {teacher.pipe_names} has none"
+        )
+    keep = {USER_DATA_KEY, SOFT_SPANS_KEY}
     texts = (text for text, _ in documents)
-    for doc in teacher.pipe(texts, batch_size=batch_size):
-        if progress is not None:
-            progress(1)
-        for key in [key for key in doc.user_data if key != USER_DATA_KEY]:
-            del doc.user_data[key]
-        yield complete_entities(doc, spans_key)
+    for batch in minibatch(teacher.pipe(texts, batch_size=batch_size), batch_size):
+        if spancat is not None:
+            teacher_soft_spans(spancat, batch)
+        for doc in batch:
+            if progress is not None:
+                progress(1)
+            for key in [key for key in doc.user_data if key not in keep]:
+                del doc.user_data[key]
+            yield complete_entities(doc, spans_key)
+
+
+def span_categorizer(nlp: Language, spans_key: str) -> Optional[SpanCategorizer]:
+    """The pipeline's single-label span categorizer (``spancat_singlelabel``: a "no entity"
+    column) that writes ``doc.spans[spans_key]``, or None."""
+    for _, pipe in nlp.pipeline:
+        if isinstance(pipe, SpanCategorizer) and pipe.key == spans_key and pipe.add_negative_label:
+            return pipe
+    return None
+
+
+def teacher_soft_spans(spancat: SpanCategorizer, docs: List[Doc], min_prob: float = MIN_SOFT_PROB) -> None:
+    """Store on each Doc (`spacy_ie.pipeline.soft_spancat.set_soft_spans`) the teacher's label
+    distribution, (n_spans, n_labels + 1) with "no entity" last, of each suggested span whose
+    entity probability is at least `min_prob`. The rest (about 95% of CoNLL04's spans of up to
+    10 tokens) are "no entity" to within `min_prob`, and the student's hard target for them,
+    "no entity", stands in for it. The Docs must have been through the teacher's pipeline
+    (the span categorizer reads its listener's output from them)."""
+    ops = spancat.model.ops
+    indices, scores = spancat.predict(docs)
+    starts_ends, lengths = ops.to_numpy(indices.data), ops.to_numpy(indices.lengths)
+    scores = ops.to_numpy(scores)
+    labels, negative = list(spancat.labels), spancat._negative_label_i
+    offset = 0
+    for doc, n in zip(docs, lengths):
+        probs, spans = scores[offset : offset + n], starts_ends[offset : offset + n]
+        kept = probs[:, negative] <= 1.0 - min_prob
+        set_soft_spans(doc, spancat.key, labels, spans[kept], probs[kept])
+        offset += int(n)
+
+
+def soft_student_config(config_path: Union[str, Path], spans_key: str, soft_weight: float) -> Any:
+    """The student config (a `thinc.api.Config`, not interpolated) with each
+    ``spancat_singlelabel`` on `spans_key` switched to ``spancat_singlelabel_soft`` with
+    `soft_weight`. RAISES (ValueError): a config without one."""
+    config = load_config(config_path, interpolate=False)
+    switched = []
+    for name, component in config.get("components", {}).items():
+        if component.get("factory") == "spancat_singlelabel" and component.get("spans_key") == spans_key:
+            component["factory"] = SOFT_FACTORY
+            component["soft_weight"] = soft_weight
+            switched.append(name)
+    if not switched:
+        raise ValueError(
+            f"{config_path}: soft span targets need a student with a spancat_singlelabel on the "
+            f"span group {spans_key!r} (a [components.*] block with factory = \"spancat_singlelabel\" "
+            f"and spans_key = \"{spans_key}\")"
+        )
+    return config
 
 
 def _source_id(path: Path) -> Dict[str, Any]:
@@ -143,6 +218,7 @@ def distill(
     heldout_every: int = DEFAULT_HELDOUT_EVERY,
     gold_share: float = DEFAULT_GOLD_SHARE,
     paragraphs: bool = False,
+    soft_spans: float = 0.0,
     batch_size: int = 64,
     show_progress: bool = True,
 ) -> DistillSummary:
@@ -163,9 +239,12 @@ def distill(
         (``dev.spacy``): the student is then selected on agreement with the teacher.
     gold_share: the gold training documents are repeated until they are at least this share
         of the training tokens (`gold_copies`); 0 adds them once.
+    soft_spans: the weight of the teacher's span probabilities in the student's span targets
+        (`spacy_ie.pipeline.soft_spancat`), in [0, 1]; 0 (the default): hard targets only.
     RETURNS (DistillSummary): the counts.
-    RAISES (ValueError): `heldout_every` below 2, `gold_share` outside [0, 1), raw text without any document, or a teacher
-        that found no relation in it. (spacy_ie.records.InputError): unreadable raw text.
+    RAISES (ValueError): `heldout_every` below 2, `gold_share` outside [0, 1), `soft_spans`
+        outside [0, 1] or without a spancat_singlelabel in the teacher or the student config,
+        raw text without any document, or a teacher that found no relation in it. (spacy_ie.records.InputError): unreadable raw text.
         (spacy_ie.util.PipelineLoadError): a teacher that does not load.
     """
     from tqdm import tqdm
@@ -176,12 +255,19 @@ def distill(
     if heldout_every < 2:
         raise ValueError(f"distill: heldout_every must be >= 2, not {heldout_every}")
     gold_copies(0, 0, gold_share)  # validates it before the teacher's annotation
+    if not 0.0 <= soft_spans <= 1.0:
+        raise ValueError(f"distill: soft_spans must be in [0, 1], not {soft_spans}")
     output_dir, raw_path = Path(output_dir), Path(raw_path)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if soft_spans > 0:  # before the teacher's annotation: a student without spancat fails now
+        student_config = soft_student_config(config_path, spans_key, soft_spans)
+        config_path = output_dir / "student.cfg"
+        student_config.to_disk(config_path)
+        msg.info(f"Soft span targets (weight {soft_spans}): the student config is {config_path}")
     overrides = dict(overrides or {})
     gold_train = overrides.pop("paths.train", None)
     gold_dev = overrides.get("paths.dev")
-    summary = DistillSummary()
+    summary = DistillSummary(soft_spans=soft_spans)
     vocab = Vocab()
 
     # 1. The teacher's annotations (reused when made from the same teacher and raw text).
@@ -190,9 +276,11 @@ def distill(
         raise ValueError(f"{raw_path}: no documents to annotate")
     teacher_id = Path(teacher_path).resolve() if Path(teacher_path).exists() else teacher_path
     meta = {"teacher": str(teacher_id), "raw": _source_id(raw_path), "spans_key": spans_key,
-            "paragraphs": paragraphs}  # fmt: skip
+            "paragraphs": paragraphs, "soft_spans": soft_spans > 0}  # fmt: skip
     docs_path, meta_path = output_dir / TEACHER_DOCS, output_dir / TEACHER_META
-    if docs_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+    stored = json.loads(meta_path.read_text()) if docs_path.exists() and meta_path.exists() else None
+    # annotations with soft span targets serve a run without them (its student ignores them)
+    if stored is not None and stored in (meta, {**meta, "soft_spans": True}):
         msg.info(f"Reusing the teacher's annotations in {docs_path}")
         teacher_docs = _read(docs_path, vocab)
         summary.reused_annotations = True
@@ -201,8 +289,8 @@ def distill(
         msg.info(f"Annotating {n_docs:,} documents of {raw_path} with the teacher {teacher_path}")
         annotated = DocBin(store_user_data=True)  # Docs added one by one: no list of Docs
         with tqdm(total=n_docs, unit="doc", disable=not show_progress) as bar:
-            for doc in annotate(teacher, read_documents(raw_path, paragraphs=paragraphs),
-                                spans_key=spans_key, batch_size=batch_size, progress=bar.update):  # fmt: skip
+            for doc in annotate(teacher, read_documents(raw_path, paragraphs=paragraphs), spans_key=spans_key,
+                                batch_size=batch_size, progress=bar.update, soft_spans=soft_spans > 0):  # fmt: skip
                 annotated.add(doc)
         annotated.to_disk(docs_path)
         meta_path.write_text(json.dumps(meta, indent=2))
