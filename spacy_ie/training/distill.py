@@ -160,9 +160,9 @@ def span_categorizer(nlp: Language, spans_key: str) -> Optional[SpanCategorizer]
 def teacher_soft_spans(spancat: SpanCategorizer, docs: List[Doc], min_prob: float = MIN_SOFT_PROB) -> None:
     """Store on each Doc (`spacy_ie.pipeline.soft_spancat.set_soft_spans`) the teacher's label
     distribution, (n_spans, n_labels + 1) with "no entity" last, of each suggested span whose
-    entity probability is at least `min_prob`. The rest (about 95% of CoNLL04's spans of up to
-    10 tokens) are "no entity" to within `min_prob`, and the student's hard target for them,
-    "no entity", stands in for it. The Docs must have been through the teacher's pipeline
+    entity probability is at least `min_prob`. The rest (all but 2.4 spans a document of the
+    `pretrain-text` output with the MiniLM joint teacher, BENCHMARKS.md) are "no entity" to
+    within `min_prob`, and the student's hard target for them, "no entity", stands in for it. The Docs must have been through the teacher's pipeline
     (the span categorizer reads its listener's output from them)."""
     ops = spancat.model.ops
     indices, scores = spancat.predict(docs)
