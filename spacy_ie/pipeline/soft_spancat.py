@@ -83,45 +83,43 @@ class SoftTargetSpanCategorizer(SpanCategorizer):
         spans, scores = spans_scores
         starts_ends = self.model.ops.to_numpy(spans.data)
         lengths = self.model.ops.to_numpy(spans.lengths)
-        rows: List[int] = []
+        rows: List[numpy.ndarray] = []
         targets: List[numpy.ndarray] = []
         offset = 0
         for eg, n in zip(examples, lengths):
             soft = get_soft_spans(eg.reference, self.key)
-            if soft is not None and _same_tokens(eg):
-                index = {(int(s), int(e)): offset + j for j, (s, e) in enumerate(starts_ends[offset : offset + n])}
-                columns = self._columns(soft["labels"])
-                for (start, end), probs in zip(soft["spans"], soft["probs"]):
-                    row = index.get((int(start), int(end)))
-                    if row is not None:
-                        rows.append(row)
-                        targets.append(_to_student(probs, columns, scores.shape[1]))
+            if soft is not None and len(soft["spans"]) and _same_tokens(eg):
+                # the suggested row of each teacher-scored span, by its (start, end) as one key
+                width = len(eg.predicted) + 1
+                suggested = starts_ends[offset : offset + n] @ numpy.array([width, 1])
+                scored = numpy.asarray(soft["spans"]) @ numpy.array([width, 1])
+                row, k = numpy.nonzero(suggested[:, None] == scored[None, :])
+                rows.append(offset + row)
+                targets.append(self._to_student(soft["labels"], soft["probs"][k], scores.shape[1]))
             offset += int(n)
         if rows:
             ops = self.model.ops
-            soft_target = ops.asarray2f(numpy.stack(targets).astype("float32"))
-            row_index = ops.asarray1i(numpy.asarray(rows, dtype="int32"))
+            soft_target = ops.asarray2f(numpy.concatenate(targets))
+            row_index = ops.asarray1i(numpy.concatenate(rows).astype("int32"))
             d_scores[row_index] = (1.0 - weight) * d_scores[row_index] + weight * (scores[row_index] - soft_target)
             loss = float((d_scores**2).sum())
         return loss, d_scores
 
-    def _columns(self, teacher_labels: Sequence[str]) -> List[int]:
-        """For each teacher column (its labels, then "no entity"): the student's column, or the
-        student's "no entity" column for a label it lacks."""
-        label_map = self._label_map
+    def _to_student(self, teacher_labels: Sequence[str], probs: numpy.ndarray, n_columns: int) -> numpy.ndarray:
+        """The teacher's distributions (n_spans, len(teacher_labels) + 1; "no entity" last) in
+        the student's columns, (n_spans, n_columns): a teacher label the student lacks adds its
+        mass to the student's "no entity"; rows renormalized (the teacher's are float16)."""
         negative = self._negative_label_i
-        return [label_map.get(label, negative) for label in teacher_labels] + [negative]
+        columns = [self._label_map.get(label, negative) for label in teacher_labels] + [negative]
+        mapping = numpy.zeros((len(columns), n_columns), dtype="float32")
+        mapping[numpy.arange(len(columns)), columns] = 1.0
+        target = numpy.asarray(probs, dtype="float32") @ mapping
+        return target / numpy.maximum(target.sum(axis=1, keepdims=True), 1e-8)
 
 
 def _same_tokens(eg: Example) -> bool:
     x, y = eg.predicted, eg.reference
-    return len(x) == len(y) and x.text == y.text and all(a.idx == b.idx for a, b in zip(x, y))
-
-
-def _to_student(probs: numpy.ndarray, columns: List[int], n_columns: int) -> numpy.ndarray:
-    target = numpy.zeros((n_columns,), dtype="float32")
-    numpy.add.at(target, columns, numpy.asarray(probs, dtype="float32"))
-    return target / max(float(target.sum()), 1e-8)
+    return len(x) == len(y) and x.text == y.text and numpy.array_equal(x.to_array("IDX"), y.to_array("IDX"))
 
 
 @Language.factory(
