@@ -46,31 +46,27 @@ def _overlaps(offsets: Offsets, others: Iterable[Offsets]) -> bool:
     return any(other_start < end and start < other_end for other_start, other_end in others)
 
 
+def _match(offsets: Offsets, label: str, others: Dict[Offsets, str]) -> Optional[str]:
+    """How an entity matches the other side's entities: "exact", "wrong label", "boundary"
+    (overlap only) or None (no overlap)."""
+    if others.get(offsets) == label:
+        return "exact"
+    if offsets in others:
+        return "wrong label"
+    return "boundary" if _overlaps(offsets, others) else None
+
+
 def count_errors(gold: Dict[Offsets, str], predicted: Dict[Offsets, str]) -> Counter:
     """Counts of (label, "gold" | "predicted", class) for one document's gold and predicted
     entities, each a dict {(start_char, end_char): label}; the classes are the module
-    docstring's."""
+    docstring's (an exact match is counted once, on the gold side)."""
     counts: Counter = Counter()
     for offsets, label in gold.items():
-        if predicted.get(offsets) == label:
-            kind = "exact"
-        elif offsets in predicted:
-            kind = "wrong label"
-        elif _overlaps(offsets, predicted):
-            kind = "boundary"
-        else:
-            kind = "missed"
-        counts[label, "gold", kind] += 1
+        counts[label, "gold", _match(offsets, label, predicted) or "missed"] += 1
     for offsets, label in predicted.items():
-        if gold.get(offsets) == label:
-            continue
-        if offsets in gold:
-            kind = "wrong label"
-        elif _overlaps(offsets, gold):
-            kind = "boundary"
-        else:
-            kind = "spurious"
-        counts[label, "predicted", kind] += 1
+        kind = _match(offsets, label, gold) or "spurious"
+        if kind != "exact":
+            counts[label, "predicted", kind] += 1
     return counts
 
 
