@@ -1,12 +1,12 @@
 """Where a pipeline's entities go wrong: error classes of its predicted entities against gold,
 per label.
 
-    python benchmarks/span_errors.py MODEL DATA [--spans-key entities] [--output errors.json]
+    python benchmarks/span_errors.py MODEL DATA [--output errors.json]
 
 The pipeline runs on the raw texts of the DocBin DATA (so the entities are its own, as in
-`spacy_ie evaluate`'s end-to-end view); its entities are ``doc.spans[spans_key]`` when the
-pipeline writes that group (a span pipeline), else ``doc.ents``, and the gold entities are the
-gold Docs' group of the same key when they have one, else their ``doc.ents``. Spans are compared
+`spacy_ie evaluate`'s end-to-end view); its entities are what its relation extractor reads
+(`spacy_ie.records.entity_spans`: a span pipeline's span group, else ``doc.ents``), and the gold
+entities are the gold Docs' group of the same key when they have one, else their ``doc.ents``. Spans are compared
 by character offsets. Each gold entity falls in one class:
 
 - exact: a predicted entity with the same offsets and label (a strict-match true positive);
@@ -30,14 +30,15 @@ import spacy
 import typer
 from spacy.tokens import Doc, DocBin, Span
 
+from spacy_ie.records import entity_spans, entity_spans_key
+
 GOLD_CLASSES = ("exact", "wrong label", "boundary", "missed")
 PREDICTED_CLASSES = ("wrong label", "boundary", "spurious")
 
 Offsets = Tuple[int, int]
 
 
-def _entities(doc: Doc, spans_key: str) -> Dict[Offsets, str]:
-    spans: Iterable[Span] = doc.spans[spans_key] if spans_key in doc.spans else doc.ents
+def _offsets(spans: Iterable[Span]) -> Dict[Offsets, str]:
     return {(span.start_char, span.end_char): span.label_ for span in spans}
 
 
@@ -73,16 +74,17 @@ def count_errors(gold: Dict[Offsets, str], predicted: Dict[Offsets, str]) -> Cou
 def main(
     model: str = typer.Argument(..., help="Pipeline directory or package."),
     data: Path = typer.Argument(..., help="Gold .spacy file."),
-    spans_key: str = typer.Option("entities", "--spans-key", help="Span group of a span pipeline's entities."),
     output: Optional[Path] = typer.Option(None, "--output", help="JSON file for the counts."),
 ) -> None:
     nlp = spacy.load(model)
+    spans_key = entity_spans_key(nlp)
     disabled = [name for name in ("relation_extractor",) if name in nlp.pipe_names]
     gold_docs: List[Doc] = list(DocBin().from_disk(data).get_docs(nlp.vocab))
     counts: Counter = Counter()
     with nlp.select_pipes(disable=disabled):
         for gold, predicted in zip(gold_docs, nlp.pipe(doc.text for doc in gold_docs)):
-            counts += count_errors(_entities(gold, spans_key), _entities(predicted, spans_key))
+            gold_spans = gold.spans[spans_key] if spans_key in gold.spans else gold.ents
+            counts += count_errors(_offsets(gold_spans), _offsets(entity_spans(predicted, spans_key)))
     labels = sorted({label for label, _, _ in counts})
     table = {
         label: {

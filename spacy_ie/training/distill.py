@@ -162,8 +162,9 @@ def teacher_soft_spans(spancat: SpanCategorizer, docs: List[Doc], min_prob: floa
     distribution, (n_spans, n_labels + 1) with "no entity" last, of each suggested span whose
     entity probability is at least `min_prob`. The rest (all but 2.4 spans a document of the
     `pretrain-text` output with the MiniLM joint teacher, BENCHMARKS.md) are "no entity" to
-    within `min_prob`, and the student's hard target for them, "no entity", stands in for it. The Docs must have been through the teacher's pipeline
-    (the span categorizer reads its listener's output from them)."""
+    within `min_prob`, and the student's hard target for them, "no entity", stands in for it.
+    The Docs must have been through the teacher's pipeline (the span categorizer reads its
+    listener's output from them)."""
     ops = spancat.model.ops
     indices, scores = spancat.predict(docs)
     starts_ends, lengths = ops.to_numpy(indices.data), ops.to_numpy(indices.lengths)
