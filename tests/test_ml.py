@@ -5,11 +5,12 @@ import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, Span
-from thinc.api import Model, NumpyOps, Relu, fix_random_seed
+from thinc.api import Model, NumpyOps, Relu, fix_random_seed, reduce_max
 from thinc.types import Ragged
 
 from spacy_ie.candidates import Candidates
 from spacy_ie.ml.attention_pooling import build_attention_pooling
+from spacy_ie.ml.pooling import build_max_pooling
 from spacy_ie.ml.context_attention import (
     BLOCK_TOKENS,
     N_ROLES,
@@ -65,6 +66,28 @@ def test_attention_pooling_shapes_and_weights():
     first = X.dataXd[:3]
     assert (Y[0, :5] <= first.max(axis=0) + 1e-5).all()
     assert (Y[0, :5] >= first.min(axis=0) - 1e-5).all()
+
+
+@pytest.mark.parametrize("lengths", [[3, 1, 2], [0, 3, 0, 0, 1, 2, 0], [0, 0]])
+def test_max_pooling_zeros_for_empty_sequences_and_reduce_max_otherwise(lengths):
+    X = Ragged(ops.asarray2f(numpy.random.RandomState(0).randn(sum(lengths), 4)), ops.asarray1i(lengths))
+    model = build_max_pooling()
+    Y, backprop = model(X, is_train=True)
+    assert Y.shape == (len(lengths), 4)
+    nonempty = [n > 0 for n in lengths]
+    assert not Y[[not ok for ok in nonempty]].any()
+    if any(nonempty):  # the non-empty rows are thinc's reduce_max of the same sequences
+        expected = reduce_max().predict(Ragged(X.dataXd, ops.asarray1i([n for n in lengths if n])))
+        numpy.testing.assert_array_equal(Y[nonempty], expected)
+    dY = ops.asarray2f(numpy.random.RandomState(1).randn(*Y.shape))
+    dX = backprop(dY)
+    assert list(dX.lengths) == lengths and dX.dataXd.shape == X.dataXd.shape
+
+    def loss() -> float:
+        return float((model.predict(X) * dY).sum())
+
+    if sum(lengths):  # (with every sequence empty there is no input to differentiate)
+        assert_close(dX.dataXd, numeric_grad(loss, X.dataXd))
 
 
 @pytest.mark.parametrize("n_heads,key_transform", [(1, False), (3, True)])
