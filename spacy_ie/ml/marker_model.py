@@ -58,6 +58,7 @@ from thinc.api import HashEmbed, Embed, Linear, Maxout, Model, chain, torch2xp, 
 from thinc.types import ArgsKwargs, Floats2d
 
 from ..candidates import Candidates
+from .pooling import max_pool
 from .relation_model import N_DISTANCE_BUCKETS, RelationScores, _distance_buckets
 
 InT = Tuple[List[Doc], Candidates]
@@ -515,23 +516,14 @@ def _pool_between(ops, H: Floats2d, base: numpy.ndarray, between: numpy.ndarray)
     """Max-pool each pair's between-entity tokens: H (n_rows, nH), base (n_pairs,) the row of
     each pair's pass start, between (n_pairs, 2) [start, end) in the pass -> (n_pairs, nH),
     zeros for an empty range. The callback adds the gradient into dH (n_rows, nH)."""
-    lengths = (between[:, 1] - between[:, 0]).astype("int32")
-    nonempty = numpy.flatnonzero(lengths > 0)
-    pooled = ops.alloc2f(len(between), H.shape[1])
-    if not len(nonempty):
-        return pooled, lambda dH, d_pooled: None
-    n = lengths[nonempty]
-    starts = base[nonempty] + between[nonempty, 0]
+    n = (between[:, 1] - between[:, 0]).astype("int32")
+    starts = base + between[:, 0]
     rows = numpy.repeat(starts - (numpy.cumsum(n) - n), n) + numpy.arange(int(n.sum()))  # each range's rows
     rows_x = ops.asarray1i(rows.astype("int32"))
-    lengths_x = ops.asarray1i(n)
-    nonempty_x = ops.asarray1i(nonempty.astype("int32"))
-    maxes, which = ops.reduce_max(ops.xp.ascontiguousarray(H[rows_x]), lengths_x)
-    pooled[nonempty_x] = maxes
+    pooled, backprop_max = max_pool(ops, H[rows_x], ops.asarray1i(n))
 
     def backprop(dH: Floats2d, d_pooled: Floats2d) -> None:
-        d_rows = ops.backprop_reduce_max(ops.xp.ascontiguousarray(d_pooled[nonempty_x]), which, lengths_x)
-        ops.scatter_add(dH, rows_x, d_rows)
+        ops.scatter_add(dH, rows_x, backprop_max(d_pooled))
 
     return pooled, backprop
 

@@ -6,15 +6,17 @@ whitespace token ("  ", "\\n") has no wordpieces: its sequence is empty. thinc's
 > 0"), so a pipeline max-pooling its wordpieces (SpERT, Eberts & Ulges 2020, Sec. 3: a token,
 like a span, is the max of its wordpieces) would fail on any text with a double space or a
 line break. This layer is `reduce_max` over the non-empty sequences and zeros for the empty
-ones; with none empty it is exactly `reduce_max`.
+ones; with none empty it is exactly `reduce_max`. Its function `max_pool` is also the pooling of
+the tokens between two entities in the typed-marker and span-pair relation models (empty when
+the entities are adjacent, overlap or nest).
 
     Ragged (n_rows, nI), lengths (n_seqs,) >= 0 ─ max per sequence -> (n_seqs, nI), empty -> 0
 """
 from typing import Callable, Tuple
 
 from spacy.util import registry
-from thinc.api import Model
-from thinc.types import Floats2d, Ragged
+from thinc.api import Model, Ops
+from thinc.types import Floats2d, Ints1d, Ragged
 
 
 @registry.architectures("spacy_ie.MaxPooling.v1")
@@ -30,24 +32,31 @@ def build_max_pooling() -> Model[Ragged, Floats2d]:
 
 
 def forward(model: Model[Ragged, Floats2d], Xr: Ragged, is_train: bool) -> Tuple[Floats2d, Callable]:
-    ops = model.ops
-    lengths = ops.to_numpy(Xr.lengths)
-    nonempty = lengths > 0
-    if nonempty.all():
-        Y, which = ops.reduce_max(Xr.dataXd, Xr.lengths)
-        return Y, lambda dY: Ragged(ops.backprop_reduce_max(dY, which, Xr.lengths), Xr.lengths)
-    # The empty sequences own no rows, so the non-empty lengths alone partition the data.
-    rows = ops.asarray1i(nonempty.nonzero()[0])
-    nonempty_lengths = ops.asarray1i(lengths[nonempty])
-    Y = ops.alloc2f(len(lengths), Xr.dataXd.shape[1])
-    if len(rows):
-        maxes, which = ops.reduce_max(Xr.dataXd, nonempty_lengths)
-        Y[rows] = maxes
+    Y, backprop_max = max_pool(model.ops, Xr.dataXd, Xr.lengths)
+    return Y, lambda dY: Ragged(backprop_max(dY), Xr.lengths)
 
-    def backprop(dY: Floats2d) -> Ragged:
-        if not len(rows):
-            return Ragged(ops.alloc2f(*Xr.dataXd.shape), Xr.lengths)
-        dX = ops.backprop_reduce_max(ops.xp.ascontiguousarray(dY[rows]), which, nonempty_lengths)
-        return Ragged(dX, Xr.lengths)
+
+def max_pool(ops: Ops, X: Floats2d, lengths: Ints1d) -> Tuple[Floats2d, Callable[[Floats2d], Floats2d]]:
+    """The max over each sequence of rows: X (n_rows, nI) holds the sequences' rows one after
+    another, lengths (n_seqs,) their row counts (0 allowed; sum(lengths) == n_rows) ->
+    (n_seqs, nI), zeros for an empty sequence. The callback maps dY (n_seqs, nI) to dX
+    (n_rows, nI), each row's gradient at its sequence's arg-max."""
+    X = ops.xp.ascontiguousarray(X)
+    lengths_np = ops.to_numpy(lengths)
+    nonempty = lengths_np > 0
+    if nonempty.all():
+        Y, which = ops.reduce_max(X, lengths)
+        return Y, lambda dY: ops.backprop_reduce_max(ops.xp.ascontiguousarray(dY), which, lengths)
+    # The empty sequences own no rows, so the non-empty lengths alone partition X.
+    seqs = ops.asarray1i(nonempty.nonzero()[0])
+    nonempty_lengths = ops.asarray1i(lengths_np[nonempty])
+    Y = ops.alloc2f(len(lengths_np), X.shape[1])
+    if not len(seqs):
+        return Y, lambda dY: ops.alloc2f(*X.shape)
+    maxes, which = ops.reduce_max(X, nonempty_lengths)
+    Y[seqs] = maxes
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        return ops.backprop_reduce_max(ops.xp.ascontiguousarray(dY[seqs]), which, nonempty_lengths)
 
     return Y, backprop
