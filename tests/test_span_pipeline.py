@@ -587,6 +587,8 @@ def _run_trf_pipeline(train_path: Path, out_dir: Path) -> dict:
         nlp.update(examples, sgd=optimizer, losses=step)
         optimizer.step_schedules()
         losses.append(step)
+    # A batch of empty Docs (no tokens) is skipped by every component, as by spaCy's own.
+    empty_losses = nlp.update([Example(nlp.make_doc(""), nlp.make_doc("")) for _ in range(2)], sgd=optimizer)
     after = transformer.state_dict()
     changed = [k for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])]
 
@@ -607,6 +609,9 @@ def _run_trf_pipeline(train_path: Path, out_dir: Path) -> dict:
     doc = nlp("Maria Lopez  teaches physics\n\nat the University of California.")
     return {
         "space_tokens": sum(t.is_space for t in doc),
+        # A batch of empty Docs skips the models, as spaCy's components do.
+        "empty_losses": empty_losses,
+        "empty_docs": [len(d._.relations) + len(d.spans.get(KEY, [])) for d in nlp.pipe(["", ""])],
         "losses": losses,
         "changed": len(changed),
         "n_float": sum(v.is_floating_point() for v in before.values()),
@@ -647,6 +652,8 @@ def test_transformer_pipeline_trains_both_listeners(trf_run):
         assert step["spancat"] > 0 and step["relation_extractor"] > 0
     assert trf_run["changed"] > trf_run["n_float"] // 2  # the shared transformer is fine-tuned
     assert trf_run["spans_written"] and trf_run["space_tokens"] == 2
+    assert trf_run["empty_docs"] == [0, 0]
+    assert trf_run["empty_losses"] == {"spancat": 0.0, "relation_extractor": 0.0}
 
 
 def test_transformer_pipeline_round_trips(trf_run):

@@ -366,6 +366,17 @@ class RelationExtractor(TrainablePipe):
         """Score every candidate pair of `docs`. RETURNS (RelationPredictions)."""
         docs = list(docs)
         candidates = Candidates.from_spans(docs, [self.get_spans(doc) for doc in docs], self.candidates)
+        if not any(len(doc) for doc in docs):
+            # As spaCy's own components: a batch without a token skips the model (a transformer
+            # listener cannot pool a batch of empty Docs).
+            n_labels = len(self.labels)
+            return RelationPredictions(
+                candidates=candidates,
+                probs=numpy.zeros((0, n_labels), dtype="float32"),
+                allowed=numpy.zeros((0, n_labels), dtype=bool),
+                contexts=numpy.zeros((0, 2), dtype="int32"),
+                attention=numpy.zeros((0,), dtype="float32") if self.cfg["store_attention"] else None,
+            )
         scores = self.model.predict((docs, candidates))
         ops = self.model.ops
         logits = scores.logits
@@ -422,13 +433,16 @@ class RelationExtractor(TrainablePipe):
         predicted spans with `train_on_predicted`; see `training_candidates`).
 
         A batch without candidates has zero loss and still completes the backward pass, so
-        a shared encoder's update is never left waiting on this listener.
+        a shared encoder's update is never left waiting on this listener. A batch without a
+        token is skipped, as spaCy's own components skip it (there is nothing to update).
         """
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
         validate_examples(examples, "RelationExtractor.update")
         examples = list(examples)
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
         docs = [eg.predicted for eg in examples]
         candidates = self.training_candidates(examples)
         set_dropout_rate(self.model, drop)
