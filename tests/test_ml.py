@@ -10,7 +10,6 @@ from thinc.types import Ragged
 
 from spacy_ie.candidates import Candidates
 from spacy_ie.ml.attention_pooling import build_attention_pooling
-from spacy_ie.ml.pooling import build_max_pooling
 from spacy_ie.ml.context_attention import (
     BLOCK_TOKENS,
     N_ROLES,
@@ -18,6 +17,7 @@ from spacy_ie.ml.context_attention import (
     _context_blocks,
     build_pair_context_attention,
 )
+from spacy_ie.ml.pooling import build_max_pooling
 from spacy_ie.ml.relation_model import (
     N_DISTANCE_BUCKETS,
     _distance_buckets,
